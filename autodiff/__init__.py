@@ -1,0 +1,11 @@
+"""autodiff: JAX-style composable function transforms for MLX."""
+
+from autodiff.api import grad, jvp, linearize, make_jaxpr, value_and_grad, vjp
+from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
+from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck
+from autodiff.tree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten
+import autodiff.numpy  # noqa: F401,E402  (installs the array surface on tracers)
+
+stop_gradient = autodiff.numpy.stop_gradient
+
+__version__ = "0.1.0"

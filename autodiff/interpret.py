@@ -1,0 +1,185 @@
+"""Reference semantics: evaluate any jaxpr with NumPy, floating point in float64.
+
+This is the oracle for tests and for finite differences (``autodiff.testing``), not a user
+path. Every float dtype is computed in float64 so that rounding never decides a test.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from autodiff import primitives as P
+from autodiff.ir import ClosedJaxpr, Literal, ShapedArray, is_float, is_int
+
+impls: dict[P.Primitive, Callable] = {}
+
+
+def np_dtype(dtype: str):
+    """The NumPy dtype the interpreter computes ``dtype`` in."""
+    return np.float64 if is_float(dtype) else np.dtype(dtype)
+
+
+def to_numpy(x: Any, dtype: str | None = None) -> np.ndarray:
+    """A float64 (or integer/bool) NumPy array from an mx.array, NumPy array or scalar."""
+    if hasattr(x, "dtype") and "bfloat16" in str(x.dtype):
+        x = x.astype(_mx_float32())
+    a = np.asarray(x)
+    if dtype is not None:
+        return a.astype(np_dtype(dtype))
+    return a.astype(np.float64) if a.dtype.kind == "f" else a
+
+
+def _mx_float32():
+    import mlx.core as mx
+
+    return mx.float32
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _erfinv(y):
+    y = np.asarray(y, np.float64)
+    # Giles' single-precision approximation, refined by Newton steps on math.erf.
+    w = -np.log(np.maximum((1.0 - y) * (1.0 + y), 1e-300))
+    x = y * np.where(w < 5.0, 1.5 + 0.25 * (w - 2.5), 3.0 + 0.4 * (np.sqrt(w) - 3.0))
+    for _ in range(60):
+        x = x - (_erf(x) - y) / (2 / math.sqrt(math.pi) * np.exp(-x * x))
+    return np.where(np.abs(y) == 1, np.sign(y) * np.inf, np.where(np.abs(y) > 1, np.nan, x))
+
+
+def _sigmoid(x):
+    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))  # fmt: skip
+
+
+_UNARY = {
+    "sqrt": np.sqrt, "rsqrt": lambda x: 1 / np.sqrt(x), "exp": np.exp, "expm1": np.expm1,
+    "log": np.log, "log1p": np.log1p, "log2": np.log2, "log10": np.log10, "sin": np.sin,
+    "cos": np.cos, "tan": np.tan, "arcsin": np.arcsin, "arccos": np.arccos,
+    "arctan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
+    "arcsinh": np.arcsinh, "arccosh": np.arccosh, "arctanh": np.arctanh, "sigmoid": _sigmoid,
+    "erf": _erf, "erfinv": _erfinv, "floor": np.floor, "ceil": np.ceil, "round": np.round,
+    "neg": np.negative, "abs": np.abs, "sign": np.sign, "square": np.square,
+    "reciprocal": lambda x: 1 / x, "logical_not": np.logical_not, "stop_gradient": lambda x: x,
+}  # fmt: skip
+_BINARY = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "pow": np.power,
+    "max": np.maximum, "min": np.minimum, "rem": np.remainder, "arctan2": np.arctan2,
+    "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+    "gt": np.greater, "ge": np.greater_equal, "logical_and": np.logical_and,
+    "logical_or": np.logical_or,
+}  # fmt: skip
+
+for _p in P.PRIMITIVES.values():
+    if _p.name in _UNARY:
+        impls[_p] = (lambda f: lambda x, **_: f(x))(_UNARY[_p.name])
+    elif _p.name in _BINARY:
+        impls[_p] = (lambda f: lambda x, y, **_: f(x, y))(_BINARY[_p.name])
+
+impls[P.div] = lambda x, y: np.floor_divide(x, y) if x.dtype.kind in "iu" else np.divide(x, y)
+impls[P.select] = lambda p, x, y: np.where(p, x, y)
+impls[P.convert] = lambda x, new_dtype: (
+    np.trunc(x).astype(np_dtype(new_dtype)) if is_int(new_dtype) and x.dtype.kind == "f"
+    else x.astype(np_dtype(new_dtype))
+)  # fmt: skip
+
+
+def _broadcast_in_dim(x, shape, broadcast_dimensions):
+    inter = [1] * len(shape)
+    for d, od in zip(x.shape, broadcast_dimensions):
+        inter[od] = d
+    return np.broadcast_to(x.reshape(inter), shape)
+
+
+def _slice(x, start_indices, limit_indices, strides):
+    return x[tuple(slice(s, e, st) for s, e, st in zip(start_indices, limit_indices, strides))]
+
+
+def _pad(x, padval, padding_config):
+    shape = [lo + hi + d + max(0, d - 1) * i for d, (lo, hi, i) in zip(x.shape, padding_config)]
+    out = np.full(shape, padval, dtype=x.dtype)
+    idx = tuple(slice(lo, lo + max(0, d - 1) * (i + 1) + 1, i + 1) for d, (lo, _, i) in zip(x.shape, padding_config))  # fmt: skip
+    out[idx] = x
+    return out
+
+
+def _scatter_add(x, idx, updates, axis):
+    out = np.array(x, copy=True)
+    np.add.at(out, (slice(None),) * axis + (idx,), updates)
+    return out
+
+
+def _dot_general(x, y, dimension_numbers):
+    (xc, yc), (xb, yb) = dimension_numbers
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    xs = [next(letters) for _ in range(x.ndim)]
+    ys = [next(letters) for _ in range(y.ndim)]
+    for a, b in zip(xc + xb, yc + yb):
+        ys[b] = xs[a]
+    out = [xs[a] for a in xb] + [s for i, s in enumerate(xs) if i not in xc + xb]
+    out += [s for i, s in enumerate(ys) if i not in yc + yb]
+    return np.einsum(f"{''.join(xs)},{''.join(ys)}->{''.join(out)}", x, y)
+
+
+def _cumsum(x, axis, reverse):
+    if reverse:
+        return np.flip(np.cumsum(np.flip(x, axis), axis), axis)
+    return np.cumsum(x, axis)
+
+
+impls[P.broadcast_in_dim] = _broadcast_in_dim
+impls[P.reshape] = lambda x, new_sizes: np.reshape(x, new_sizes)
+impls[P.transpose] = lambda x, permutation: np.transpose(x, permutation)
+impls[P.squeeze] = lambda x, dimensions: np.squeeze(x, tuple(dimensions))
+impls[P.expand_dims] = lambda x, dimensions: np.expand_dims(x, tuple(dimensions))
+impls[P.slice_] = _slice
+impls[P.pad] = _pad
+impls[P.concatenate] = lambda *xs, dimension: np.concatenate(xs, axis=dimension)
+def _iota(dtype, shape, dimension):
+    inter = [1] * len(shape)
+    inter[dimension] = shape[dimension]
+    return np.broadcast_to(np.arange(shape[dimension]).reshape(inter), shape).astype(np_dtype(dtype))  # fmt: skip
+
+
+impls[P.iota] = _iota
+impls[P.take] = lambda x, idx, axis: np.take(x, idx, axis=axis)
+impls[P.take_along_axis] = lambda x, idx, axis: np.take_along_axis(x, idx, axis=axis)
+impls[P.scatter_add] = _scatter_add
+impls[P.reduce_sum] = lambda x, axes: np.sum(x, axis=axes)
+impls[P.reduce_max] = lambda x, axes: np.max(x, axis=axes)
+impls[P.reduce_min] = lambda x, axes: np.min(x, axis=axes)
+impls[P.reduce_prod] = lambda x, axes: np.prod(x, axis=axes)
+impls[P.argmax] = lambda x, axis: np.argmax(x, axis=axis).astype(np.int32)
+impls[P.argmin] = lambda x, axis: np.argmin(x, axis=axis).astype(np.int32)
+impls[P.cumsum] = _cumsum
+impls[P.dot_general] = _dot_general
+
+
+def eval_eqn(prim: P.Primitive, args: Sequence[np.ndarray], params, out_avals: Sequence[ShapedArray]):
+    with np.errstate(all="ignore"):
+        out = impls[prim](*args, **params)
+    outs = out if prim.multiple_results else [out]
+    return [np.asarray(o, dtype=np_dtype(a.dtype)).reshape(a.shape) for o, a in zip(outs, out_avals)]  # fmt: skip
+
+
+def interpret(closed: ClosedJaxpr, *args) -> list[np.ndarray]:
+    """Evaluate ``closed`` on NumPy values (floats in float64); returns a list of arrays."""
+    jaxpr = closed.jaxpr
+    env: dict = {}
+
+    def read(a):
+        if type(a) is Literal:
+            return np.asarray(a.val, dtype=np_dtype(a.aval.dtype))
+        return env[a]
+
+    for v, x in zip(jaxpr.constvars, closed.consts):
+        env[v] = to_numpy(x, v.aval.dtype)
+    for v, x in zip(jaxpr.invars, args):
+        env[v] = to_numpy(x, v.aval.dtype)
+    for eqn in jaxpr.eqns:
+        outs = eval_eqn(eqn.prim, [read(a) for a in eqn.inputs], eqn.params, [v.aval for v in eqn.outputs])  # fmt: skip
+        env.update(zip(eqn.outputs, outs))
+    return [read(a) for a in jaxpr.outvars]

@@ -1,0 +1,332 @@
+"""The typed IR: dtypes, abstract values, variables, equations and jaxprs.
+
+A ``Jaxpr`` is a list of equations in static single assignment form. ``str(jaxpr)`` prints it
+in JAX's notation and :func:`typecheck` checks it against the primitives' shape rules.
+
+    { lambda a:f32[3]; b:f32[]. let
+        c:f32[] = sin b
+        d:f32[3] = broadcast_in_dim[broadcast_dimensions=() shape=(3,)] c
+        e:f32[3] = mul a d
+      in (e,) }
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, NamedTuple
+
+# ---------------------------------------------------------------------------------------------
+# dtypes: plain strings, so the IR stays independent of MLX and NumPy.
+
+
+class _DTypeInfo(NamedTuple):
+    short: str
+    kind: str  # "b" bool, "i" signed int, "u" unsigned int, "f" float
+    bits: int
+
+
+DTYPES: dict[str, _DTypeInfo] = {
+    "bool": _DTypeInfo("bool", "b", 8),
+    "int8": _DTypeInfo("i8", "i", 8),
+    "int16": _DTypeInfo("i16", "i", 16),
+    "int32": _DTypeInfo("i32", "i", 32),
+    "int64": _DTypeInfo("i64", "i", 64),
+    "uint8": _DTypeInfo("u8", "u", 8),
+    "uint16": _DTypeInfo("u16", "u", 16),
+    "uint32": _DTypeInfo("u32", "u", 32),
+    "uint64": _DTypeInfo("u64", "u", 64),
+    "float16": _DTypeInfo("f16", "f", 16),
+    "bfloat16": _DTypeInfo("bf16", "f", 16),
+    "float32": _DTypeInfo("f32", "f", 32),
+    "float64": _DTypeInfo("f64", "f", 64),
+}
+
+
+def is_float(dtype: str) -> bool:
+    return DTYPES[dtype].kind == "f"
+
+
+def is_int(dtype: str) -> bool:
+    return DTYPES[dtype].kind in "iu"
+
+
+def is_bool(dtype: str) -> bool:
+    return dtype == "bool"
+
+
+# ---------------------------------------------------------------------------------------------
+# Abstract values
+
+
+class ShapedArray:
+    """The abstract value (aval) of an array: its shape and dtype."""
+
+    __slots__ = ("shape", "dtype", "_hash")
+
+    def __init__(self, shape: tuple[int, ...], dtype: str):
+        self.shape = shape
+        self.dtype = dtype
+        self._hash = hash((shape, dtype))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    def update(self, shape=None, dtype=None) -> ShapedArray:
+        return ShapedArray(self.shape if shape is None else shape, dtype or self.dtype)
+
+    def __eq__(self, other):
+        return (
+            type(other) is ShapedArray and self.shape == other.shape and self.dtype == other.dtype
+        )
+
+    def __hash__(self):
+        return self._hash
+
+    def str_short(self) -> str:
+        return f"{DTYPES[self.dtype].short}[{','.join(map(str, self.shape))}]"
+
+    __str__ = str_short
+
+    def __repr__(self):
+        return f"ShapedArray({self.shape}, {self.dtype})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Variables, literals, equations
+
+_var_ids = itertools.count()
+
+
+class Var:
+    """An SSA variable. Identity is object identity; ``id`` only orders them for printing."""
+
+    __slots__ = ("aval", "id")
+
+    def __init__(self, aval: ShapedArray):
+        self.aval = aval
+        self.id = next(_var_ids)
+
+    def __repr__(self):
+        return f"Var({self.id}:{self.aval.str_short()})"
+
+
+class Literal:
+    """A rank-0 constant embedded in an equation. Never differentiated."""
+
+    __slots__ = ("val", "aval")
+
+    def __init__(self, val: bool | int | float, aval: ShapedArray):
+        assert aval.shape == (), "literals are rank 0"
+        self.val = val
+        self.aval = aval
+
+    def __repr__(self):
+        return f"Literal({self.val!r}:{self.aval.dtype})"
+
+    def key(self):
+        # NaN != NaN, so key on the repr of the value as well as its type.
+        return ("lit", repr(self.val), self.aval.dtype)
+
+
+Atom = Var | Literal
+
+
+class Params(dict):
+    """Frozen, hashable equation parameters."""
+
+    __slots__ = ("_hash",)
+
+    def __hash__(self):
+        try:
+            return self._hash
+        except AttributeError:
+            self._hash = hash(tuple(sorted(self.items())))
+            return self._hash
+
+    def _immutable(self, *args, **kwargs):
+        raise TypeError("equation params are frozen")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _immutable
+
+
+class Eqn:
+    """``outputs = prim[params](*inputs)``."""
+
+    __slots__ = ("prim", "inputs", "params", "outputs")
+
+    def __init__(self, prim, inputs: list[Atom], params: Params, outputs: list[Var]):
+        self.prim = prim
+        self.inputs = inputs
+        self.params = params
+        self.outputs = outputs
+
+    def __repr__(self):
+        return f"Eqn({self.prim.name}, {self.inputs}, {dict(self.params)}, {self.outputs})"
+
+
+class Jaxpr:
+    """``{ lambda constvars; invars. let eqns in outvars }``."""
+
+    __slots__ = ("constvars", "invars", "eqns", "outvars")
+
+    def __init__(self, constvars: list[Var], invars: list[Var], eqns: list[Eqn], outvars: list[Atom]):
+        self.constvars = constvars
+        self.invars = invars
+        self.eqns = eqns
+        self.outvars = outvars
+
+    @property
+    def in_avals(self) -> list[ShapedArray]:
+        return [v.aval for v in self.invars]
+
+    @property
+    def out_avals(self) -> list[ShapedArray]:
+        return [v.aval for v in self.outvars]
+
+    def __str__(self):
+        return pp_jaxpr(self)
+
+    __repr__ = __str__
+
+
+class ClosedJaxpr:
+    """A jaxpr with values for its constvars.
+
+    Consts are concrete arrays, or tracers of an enclosing trace (closure conversion).
+    """
+
+    __slots__ = ("jaxpr", "consts")
+
+    def __init__(self, jaxpr: Jaxpr, consts: list[Any]):
+        assert len(jaxpr.constvars) == len(consts)
+        self.jaxpr = jaxpr
+        self.consts = consts
+
+    in_avals = property(lambda self: self.jaxpr.in_avals)
+    out_avals = property(lambda self: self.jaxpr.out_avals)
+    eqns = property(lambda self: self.jaxpr.eqns)
+
+    def __str__(self):
+        return pp_jaxpr(self.jaxpr)
+
+    __repr__ = __str__
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing
+
+
+def _names():
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    for n in itertools.count(1):
+        for combo in itertools.product(letters, repeat=n):
+            yield "".join(combo)
+
+
+def _fmt_literal(lit: Literal) -> str:
+    v = lit.val
+    if lit.aval.dtype == "bool":
+        return str(bool(v))
+    return repr(float(v)) if is_float(lit.aval.dtype) else str(int(v))
+
+
+def _fmt_param(v) -> str:
+    if isinstance(v, ClosedJaxpr | Jaxpr):
+        return "{ ... }"
+    return str(v)
+
+
+def pp_jaxpr(jaxpr: Jaxpr, indent: int = 0) -> str:
+    names: dict[Var, str] = {}
+    gen = _names()
+
+    def decl(v: Var) -> str:
+        names[v] = next(gen)
+        return f"{names[v]}:{v.aval.str_short()}"
+
+    def use(a: Atom) -> str:
+        if isinstance(a, Literal):
+            return _fmt_literal(a)
+        return names.get(a, "?" + str(a.id))
+
+    pad = " " * indent
+    consts = " ".join(decl(v) for v in jaxpr.constvars)
+    ins = " ".join(decl(v) for v in jaxpr.invars)
+    lines = [f"{pad}{{ lambda {consts}; {ins}. let"]
+    for eqn in jaxpr.eqns:
+        lhs = " ".join(decl(v) for v in eqn.outputs)
+        params = " ".join(f"{k}={_fmt_param(v)}" for k, v in sorted(eqn.params.items()))
+        params = f"[{params}]" if params else ""
+        args = " ".join(use(a) for a in eqn.inputs)
+        lines.append(f"{pad}    {lhs} = {eqn.prim.name}{params} {args}".rstrip())
+    outs = ", ".join(use(a) for a in jaxpr.outvars)
+    lines.append(f"{pad}  in ({outs}{',' if len(jaxpr.outvars) == 1 else ''}) }}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Type checking
+
+
+class JaxprTypeError(TypeError):
+    pass
+
+
+def typecheck(jaxpr: Jaxpr | ClosedJaxpr) -> None:
+    """Check single assignment, def-before-use and every equation's output avals.
+
+    Raises:
+        JaxprTypeError: naming the first offending equation.
+    """
+    if isinstance(jaxpr, ClosedJaxpr):
+        for v, c in zip(jaxpr.jaxpr.constvars, jaxpr.consts):
+            shape, dtype = tuple(c.shape), _dtype_name(c.dtype)
+            if (shape, dtype) != (v.aval.shape, v.aval.dtype):
+                raise JaxprTypeError(f"const of type {dtype}{list(shape)} bound to {v.aval}")
+        jaxpr = jaxpr.jaxpr
+    defined: set[Var] = set()
+
+    def define(v: Var):
+        if v in defined:
+            raise JaxprTypeError(f"variable {v} assigned twice")
+        defined.add(v)
+
+    def check(a: Atom, where: str):
+        if isinstance(a, Literal):
+            if a.aval.shape != ():
+                raise JaxprTypeError(f"non-scalar literal in {where}")
+        elif a not in defined:
+            raise JaxprTypeError(f"variable {a} used before it is defined, in {where}")
+
+    for v in jaxpr.constvars + jaxpr.invars:
+        define(v)
+    for eqn in jaxpr.eqns:
+        for a in eqn.inputs:
+            check(a, eqn.prim.name)
+        try:
+            expected = eqn.prim.abstract_eval(*[a.aval for a in eqn.inputs], **eqn.params)
+        except (TypeError, ValueError) as e:
+            raise JaxprTypeError(f"ill-typed equation {eqn}: {e}") from e
+        got = [v.aval for v in eqn.outputs]
+        if list(expected) != got:
+            raise JaxprTypeError(
+                f"equation {eqn.prim.name} declares outputs {[str(a) for a in got]} but its rule "
+                f"gives {[str(a) for a in expected]}"
+            )
+        for v in eqn.outputs:
+            define(v)
+    for a in jaxpr.outvars:
+        check(a, "outvars")
+
+
+def _dtype_name(dtype) -> str:
+    name = str(dtype).rsplit(".", 1)[-1]
+    return "bool" if name == "bool_" else name

@@ -1,0 +1,194 @@
+"""Typed wrappers over :func:`bind`, one per primitive (the ``jax.lax`` layer).
+
+Operands are tracers, literals or concrete arrays; a Python scalar next to an array becomes a
+literal of that array's dtype. Shapes must already agree: broadcasting and dtype promotion are
+``autodiff.numpy``'s job. Transform rules are written with these functions, so their output is
+IR again. As in ``jax.lax``, wrappers that would be identities return the operand unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from autodiff import primitives as P
+from autodiff.ir import Literal, ShapedArray
+from autodiff.tracing import aval_of, bind, literal
+
+_SCALARS = (bool, int, float)
+
+
+def _lit(x, like):
+    return literal(x, aval_of(like).dtype) if type(x) in _SCALARS else x
+
+
+def _unary(prim):
+    def op(x):
+        return bind(prim, x)
+
+    op.__name__ = prim.name
+    return op
+
+
+def _binary(prim):
+    def op(x, y):
+        if type(x) in _SCALARS:
+            x = _lit(x, y)
+        elif type(y) in _SCALARS:
+            y = _lit(y, x)
+        return bind(prim, x, y)
+
+    op.__name__ = prim.name
+    return op
+
+
+(sqrt, rsqrt, exp, expm1, log, log1p, log2, log10, sin, cos, tan, arcsin, arccos, arctan, sinh,
+ cosh, tanh, arcsinh, arccosh, arctanh, sigmoid, erf, erfinv, floor, ceil, round_) = map(_unary, P.UNARY_FLOAT)  # fmt: skip
+neg, abs_, sign, square, reciprocal = map(_unary, P.UNARY_NUMERIC)
+logical_not, stop_gradient = _unary(P.logical_not), _unary(P.stop_gradient)
+add, sub, mul, div, pow_, max_, min_, rem = map(_binary, P.BINARY_NUMERIC)
+arctan2 = _binary(P.arctan2)
+eq, ne, lt, le, gt, ge = map(_binary, P.COMPARE)
+logical_and, logical_or = map(_binary, P.LOGICAL)
+
+
+def select(pred, on_true, on_false):
+    if type(on_true) in _SCALARS:
+        on_true = _lit(on_true, on_false)
+    if type(on_false) in _SCALARS:
+        on_false = _lit(on_false, on_true)
+    return bind(P.select, pred, on_true, on_false)
+
+
+def convert(x, dtype: str):
+    if type(x) in _SCALARS:
+        return literal(x, dtype)
+    if aval_of(x).dtype == dtype:
+        return x
+    return bind(P.convert, x, new_dtype=dtype)
+
+
+def broadcast_in_dim(x, shape: Sequence[int], broadcast_dimensions: Sequence[int]):
+    shape, dims = tuple(shape), tuple(broadcast_dimensions)
+    if aval_of(x).shape == shape and dims == tuple(range(len(shape))):
+        return x
+    return bind(P.broadcast_in_dim, x, shape=shape, broadcast_dimensions=dims)
+
+
+def broadcast_to(x, shape: Sequence[int]):
+    """NumPy-style broadcast of ``x`` (trailing axes aligned) to ``shape``."""
+    nd = len(aval_of(x).shape)
+    return broadcast_in_dim(x, shape, range(len(shape) - nd, len(shape)))
+
+
+def full(shape: Sequence[int], value, dtype: str):
+    """A filled array; rank 0 gives a literal, so no equation is emitted."""
+    lit = literal(value, dtype)
+    return lit if not shape else bind(P.broadcast_in_dim, lit, shape=tuple(shape), broadcast_dimensions=())  # fmt: skip
+
+
+def zeros_like_aval(aval: ShapedArray):
+    return full(aval.shape, 0, aval.dtype)
+
+
+def reshape(x, new_sizes: Sequence[int]):
+    new_sizes = tuple(new_sizes)
+    if aval_of(x).shape == new_sizes:
+        return x
+    return bind(P.reshape, x, new_sizes=new_sizes)
+
+
+def transpose(x, permutation: Sequence[int]):
+    permutation = tuple(permutation)
+    if permutation == tuple(range(len(permutation))):
+        return x
+    return bind(P.transpose, x, permutation=permutation)
+
+
+def squeeze(x, dimensions: Sequence[int]):
+    dimensions = tuple(sorted(dimensions))
+    return bind(P.squeeze, x, dimensions=dimensions) if dimensions else x
+
+
+def expand_dims(x, dimensions: Sequence[int]):
+    dimensions = tuple(sorted(dimensions))
+    return bind(P.expand_dims, x, dimensions=dimensions) if dimensions else x
+
+
+def slice_(x, start_indices, limit_indices, strides=None):
+    shape = aval_of(x).shape
+    start, limit = tuple(start_indices), tuple(limit_indices)
+    strides = tuple(strides) if strides is not None else (1,) * len(shape)
+    if start == (0,) * len(shape) and limit == shape and strides == (1,) * len(shape):
+        return x
+    return bind(P.slice_, x, start_indices=start, limit_indices=limit, strides=strides)
+
+
+def slice_in_dim(x, start: int, limit: int, stride: int = 1, axis: int = 0):
+    shape = aval_of(x).shape
+    starts, limits, strides = [0] * len(shape), list(shape), [1] * len(shape)
+    starts[axis], limits[axis], strides[axis] = start, limit, stride
+    return slice_(x, starts, limits, strides)
+
+
+def pad(x, padding_value, padding_config):
+    config = tuple(tuple(c) for c in padding_config)
+    if all(c == (0, 0, 0) for c in config):
+        return x
+    return bind(P.pad, x, _lit(padding_value, x), padding_config=config)
+
+
+def concatenate(xs: Sequence, dimension: int):
+    if len(xs) == 1:
+        return xs[0]
+    return bind(P.concatenate, *xs, dimension=dimension)
+
+
+def iota(dtype: str, shape: Sequence[int], dimension: int):
+    """``out[..., i, ...] = i`` along ``dimension`` (``jax.lax.broadcasted_iota``)."""
+    return bind(P.iota, dtype=dtype, shape=tuple(shape), dimension=dimension)
+
+
+def take(x, indices, axis: int):
+    return bind(P.take, x, indices, axis=axis)
+
+
+def take_along_axis(x, indices, axis: int):
+    return bind(P.take_along_axis, x, indices, axis=axis)
+
+
+def scatter_add(x, indices, updates, axis: int):
+    return bind(P.scatter_add, x, indices, updates, axis=axis)
+
+
+def _reducer(prim):
+    def op(x, axes: Sequence[int]):
+        axes = tuple(sorted(axes))
+        return bind(prim, x, axes=axes) if axes else x
+
+    op.__name__ = prim.name
+    return op
+
+
+reduce_sum, reduce_max, reduce_min, reduce_prod = map(_reducer, P.REDUCTIONS)
+
+
+def argmax(x, axis: int):
+    return bind(P.argmax, x, axis=axis)
+
+
+def argmin(x, axis: int):
+    return bind(P.argmin, x, axis=axis)
+
+
+def cumsum(x, axis: int, reverse: bool = False):
+    return bind(P.cumsum, x, axis=axis, reverse=reverse)
+
+
+def dot_general(x, y, dimension_numbers):
+    (xc, yc), (xb, yb) = dimension_numbers
+    dn = ((tuple(xc), tuple(yc)), (tuple(xb), tuple(yb)))
+    return bind(P.dot_general, x, y, dimension_numbers=dn)
+
+
+def is_literal(x, value=None) -> bool:
+    return type(x) is Literal and (value is None or x.val == value)

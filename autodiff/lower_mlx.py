@@ -1,0 +1,222 @@
+"""Lowering: a jaxpr becomes the source of a straight-line Python function calling mlx.core.
+
+The source is meant to be read (``ad.jit(f).lower(x).as_text()``); it is exec'd once and the
+function can be handed to ``mx.compile``. This is the only module of the engine that uses MLX.
+
+Each rule in ``lowerings`` maps a primitive's operand expressions and params to one expression.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Callable
+
+import mlx.core as mx
+
+from autodiff import primitives as P
+from autodiff.ir import ClosedJaxpr, Jaxpr, Literal, Var, _names, is_float, is_int
+
+MX_DTYPES = {
+    "bool": mx.bool_, "int8": mx.int8, "int16": mx.int16, "int32": mx.int32, "int64": mx.int64,
+    "uint8": mx.uint8, "uint16": mx.uint16, "uint32": mx.uint32, "uint64": mx.uint64,
+    "float16": mx.float16, "bfloat16": mx.bfloat16, "float32": mx.float32, "float64": mx.float64,
+}  # fmt: skip
+
+lowerings: dict[P.Primitive, Callable] = {}
+
+_MX_NAMES = {"neg": "negative", "abs": "abs", "sub": "subtract", "mul": "multiply",
+             "div": "divide", "pow": "power", "max": "maximum", "min": "minimum",
+             "rem": "remainder", "eq": "equal", "ne": "not_equal", "lt": "less",
+             "le": "less_equal", "gt": "greater", "ge": "greater_equal"}  # fmt: skip
+
+
+def _dt(dtype: str) -> str:
+    return "mx." + ("bool_" if dtype == "bool" else dtype)
+
+
+def _simple(mx_name):
+    return lambda args, ins, outs, **_: f"mx.{mx_name}({', '.join(args)})"
+
+
+for _p in P.PRIMITIVES.values():
+    if _p.family in ("unary", "binary", "compare"):
+        lowerings[_p] = _simple(_MX_NAMES.get(_p.name, _p.name))
+
+
+def _div(args, ins, outs):
+    return f"mx.{'floor_divide' if is_int(outs[0].dtype) else 'divide'}({args[0]}, {args[1]})"
+
+
+lowerings[P.div] = _div
+lowerings[P.select] = _simple("where")
+lowerings[P.convert] = lambda a, ins, outs, new_dtype: f"{a[0]}.astype({_dt(new_dtype)})"
+
+
+def _broadcast_in_dim(args, ins, outs, shape, broadcast_dimensions):
+    (x,), (xa,) = args, ins
+    if xa.ndim == 0:
+        return f"mx.broadcast_to({x}, {shape})"
+    n = len(shape)
+    if broadcast_dimensions != tuple(range(n - xa.ndim, n)):
+        it = iter(xa.shape)
+        inter = tuple(next(it) if i in broadcast_dimensions else 1 for i in range(n))
+        x = f"mx.reshape({x}, {inter})"
+    return f"mx.broadcast_to({x}, {shape})"
+
+
+lowerings[P.broadcast_in_dim] = _broadcast_in_dim
+lowerings[P.reshape] = lambda a, ins, outs, new_sizes: f"mx.reshape({a[0]}, {new_sizes})"
+lowerings[P.transpose] = lambda a, ins, outs, permutation: f"mx.transpose({a[0]}, {permutation})"
+lowerings[P.squeeze] = lambda a, ins, outs, dimensions: f"mx.squeeze({a[0]}, {dimensions})"
+lowerings[P.expand_dims] = lambda a, ins, outs, dimensions: f"mx.expand_dims({a[0]}, {dimensions})"
+
+
+def _slice(args, ins, outs, start_indices, limit_indices, strides):
+    idx = ", ".join(
+        f"{s}:{e}" + (f":{st}" if st != 1 else "")
+        for s, e, st in zip(start_indices, limit_indices, strides)
+    )
+    return f"{args[0]}[{idx}]"
+
+
+lowerings[P.slice_] = _slice
+
+
+def _pad(args, ins, outs, padding_config):
+    if all(i == 0 for _, _, i in padding_config):
+        widths = [(lo, hi) for lo, hi, _ in padding_config]
+        return f"mx.pad({args[0]}, {widths}, constant_values={args[1]})"
+    return f"_pad_interior({args[0]}, {args[1]}, {padding_config})"
+
+
+def _pad_interior(x, value, config):
+    """mx.pad has no interior padding: interleave along a new axis, then trim."""
+    for axis, (_, _, interior) in enumerate(config):
+        if interior and x.shape[axis] > 1:
+            n = x.shape[axis]
+            y = mx.expand_dims(x, axis + 1)
+            widths = [(0, 0)] * y.ndim
+            widths[axis + 1] = (0, interior)
+            y = mx.pad(y, widths, constant_values=value)
+            y = mx.reshape(y, x.shape[:axis] + (n * (interior + 1),) + x.shape[axis + 1 :])
+            x = y[(slice(None),) * axis + (slice(0, n + (n - 1) * interior),)]
+    return mx.pad(x, [(lo, hi) for lo, hi, _ in config], constant_values=value)
+
+
+lowerings[P.pad] = _pad
+lowerings[P.concatenate] = lambda a, ins, outs, dimension: f"mx.concatenate([{', '.join(a)}], axis={dimension})"  # fmt: skip
+def _iota(args, ins, outs, dtype, shape, dimension):
+    r = f"mx.arange({shape[dimension]}, dtype={_dt(dtype)})"
+    if len(shape) == 1:
+        return r
+    inter = tuple(shape[dimension] if i == dimension else 1 for i in range(len(shape)))
+    return f"mx.broadcast_to(mx.reshape({r}, {inter}), {shape})"
+
+
+lowerings[P.iota] = _iota
+lowerings[P.take] = lambda a, ins, outs, axis: f"mx.take({a[0]}, {a[1]}, axis={axis})"
+lowerings[P.take_along_axis] = lambda a, ins, outs, axis: f"mx.take_along_axis({a[0]}, {a[1]}, axis={axis})"  # fmt: skip
+lowerings[P.scatter_add] = lambda a, ins, outs, axis: f"{a[0]}.at[{':, ' * axis}{a[1]}].add({a[2]})"  # fmt: skip
+for _p, _name in zip(P.REDUCTIONS, ("sum", "max", "min", "prod")):
+    lowerings[_p] = (lambda n: lambda a, ins, outs, axes: f"mx.{n}({a[0]}, axis={axes})")(_name)
+lowerings[P.argmax] = lambda a, ins, outs, axis: f"mx.argmax({a[0]}, axis={axis}).astype(mx.int32)"
+lowerings[P.argmin] = lambda a, ins, outs, axis: f"mx.argmin({a[0]}, axis={axis}).astype(mx.int32)"
+lowerings[P.cumsum] = lambda a, ins, outs, axis, reverse: f"mx.cumsum({a[0]}, axis={axis}, reverse={reverse})"  # fmt: skip
+
+
+def _dot_general(args, ins, outs, dimension_numbers):
+    (xc, yc), (xb, yb) = dimension_numbers
+    (x, y), (xa, ya) = args, ins
+    nb = len(xb)
+    batch = tuple(range(nb))
+    if xb == batch and yb == batch and len(xc) == 1 and xc[0] == xa.ndim - 1:
+        # mx.matmul's own layouts: (B.., m, k) @ (B.., k, n) and (.., k) @ (k[, n]).
+        if (ya.ndim == nb + 2 and yc[0] == nb and xa.ndim == nb + 2) or (nb == 0 and ya.ndim <= 2 and yc[0] == 0):  # fmt: skip
+            return f"mx.matmul({x}, {y})"
+    # General case: transpose to (batch, free, contract) @ (batch, contract, free).
+    x_free = [i for i in range(xa.ndim) if i not in xc + xb]
+    y_free = [i for i in range(ya.ndim) if i not in yc + yb]
+
+    def size(a, dims):
+        n = 1
+        for d in dims:
+            n *= a.shape[d]
+        return n
+
+    bshape = tuple(xa.shape[d] for d in xb)
+    xt = f"mx.transpose({x}, {tuple(xb) + tuple(x_free) + tuple(xc)})"
+    yt = f"mx.transpose({y}, {tuple(yb) + tuple(yc) + tuple(y_free)})"
+    x3 = f"mx.reshape({xt}, {bshape + (size(xa, x_free), size(xa, xc))})"
+    y3 = f"mx.reshape({yt}, {bshape + (size(ya, yc), size(ya, y_free))})"
+    return f"mx.reshape(mx.matmul({x3}, {y3}), {outs[0].shape})"
+
+
+lowerings[P.dot_general] = _dot_general
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Lowered:
+    """A jaxpr lowered to MLX: ``fn(*consts, *args) -> tuple of mx.array``."""
+
+    __slots__ = ("source", "fn", "n_consts")
+
+    def __init__(self, source: str, fn, n_consts: int):
+        self.source, self.fn, self.n_consts = source, fn, n_consts
+
+    def as_text(self) -> str:
+        return self.source
+
+
+def _literal_src(lit: Literal, standalone: bool) -> str:
+    v, dtype = lit.val, lit.aval.dtype
+    if is_float(dtype):
+        text = repr(float(v)) if v == v and abs(v) != float("inf") else f"float('{v}')"
+    else:
+        text = repr(bool(v)) if dtype == "bool" else repr(int(v))
+    return f"mx.array({text}, dtype={_dt(dtype)})" if standalone else text
+
+
+def lower_jaxpr(jaxpr: Jaxpr, name: str = "lowered") -> Lowered:
+    """Emit and exec the MLX source of ``jaxpr``; its constvars come first in the signature."""
+    name = re.sub(r"\W", "_", name)
+    if not name.isidentifier() or keyword.iskeyword(name):
+        name = "lowered"
+    names: dict[Var, str] = {}
+    gen = (n for n in _names() if not keyword.iskeyword(n) and n not in ("mx", "_pad_interior"))
+
+    def decl(v: Var) -> str:
+        names[v] = next(gen)
+        return names[v]
+
+    params = [decl(v) for v in jaxpr.constvars + jaxpr.invars]
+    lines = [f"def {name}({', '.join(params)}):"]
+    for eqn in jaxpr.eqns:
+        all_lit = all(type(a) is Literal for a in eqn.inputs)
+        args = [
+            _literal_src(a, all_lit) if type(a) is Literal else names[a] for a in eqn.inputs
+        ]
+        rule = lowerings.get(eqn.prim)
+        if rule is None:
+            raise NotImplementedError(f"no MLX lowering for primitive '{eqn.prim.name}'")
+        expr = rule(args, [a.aval for a in eqn.inputs], [v.aval for v in eqn.outputs], **eqn.params)
+        lhs = ", ".join(decl(v) for v in eqn.outputs)
+        lines.append(f"    {lhs} = {expr}")
+    outs = []
+    for a in jaxpr.outvars:
+        if type(a) is Literal:
+            outs.append(_literal_src(a, True))
+        else:
+            outs.append(names[a])
+    lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+    source = "\n".join(lines) + "\n"
+    namespace = {"mx": mx, "_pad_interior": _pad_interior}
+    exec(compile(source, f"<autodiff:{name}>", "exec"), namespace)
+    return Lowered(source, namespace[name], len(jaxpr.constvars))
+
+
+def lower_mlx(closed: ClosedJaxpr, name: str = "lowered") -> Lowered:
+    """Lower a closed jaxpr; call the result with ``(*closed.consts, *args)``."""
+    return lower_jaxpr(closed.jaxpr, name)

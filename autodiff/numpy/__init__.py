@@ -1,0 +1,45 @@
+"""``autodiff.numpy``: mlx.core's array functions, traceable by autodiff's transforms.
+
+Every function mirrors the mlx.core function of the same name and signature. Called on concrete
+``mx.array``s outside a trace it simply calls mlx, so one function object runs under
+``mx.grad`` and ``ad.grad`` alike; called on traced values it records primitives, with NumPy
+broadcasting and dtype promotion made explicit in the IR.
+
+Example:
+    >>> import autodiff as ad, autodiff.numpy as anp, mlx.core as mx
+    >>> f = lambda x: anp.sum(anp.tanh(x) ** 2)
+    >>> ad.grad(f)(mx.array([0.5, -1.0]))
+"""
+
+import math as _math
+
+import mlx.core as _mx
+
+from autodiff.numpy import _methods  # noqa: F401  (installs the mx.array surface on tracers)
+from autodiff.numpy._core import dtype_name as _dtype_name  # noqa: F401
+from autodiff.numpy._creation import (
+    arange, array, asarray, eye, full, full_like, identity, linspace, ones, ones_like, tri, zeros,
+    zeros_like,
+)  # fmt: skip
+from autodiff.numpy._elementwise import (
+    abs, add, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, ceil, clip, cos, cosh,
+    divide, equal, erf, erfinv, exp, expm1, floor, floor_divide, greater, greater_equal, isfinite,
+    isinf, isnan, less, less_equal, log, log1p, log2, log10, logaddexp, logical_and, logical_not,
+    logical_or, maximum, minimum, multiply, negative, not_equal, power, reciprocal, relu,
+    remainder, round, rsqrt, sigmoid, sign, sin, sinh, softplus, sqrt, square, stop_gradient,
+    subtract, tan, tanh, where,
+)  # fmt: skip
+from autodiff.numpy._indexing import take, take_along_axis
+from autodiff.numpy._linalg import addmm, inner, matmul, outer, tensordot
+from autodiff.numpy._reductions import (
+    all, any, argmax, argmin, cumsum, logsumexp, max, mean, min, prod, softmax, std, sum, var,
+)  # fmt: skip
+from autodiff.numpy._shape import (
+    astype, atleast_1d, broadcast_to, concatenate, expand_dims, flatten, moveaxis, pad, repeat,
+    reshape, split, squeeze, stack, swapaxes, tile, transpose, tril, triu,
+)  # fmt: skip
+
+bool_, int8, int16, int32, int64 = _mx.bool_, _mx.int8, _mx.int16, _mx.int32, _mx.int64
+uint8, uint16, uint32, uint64 = _mx.uint8, _mx.uint16, _mx.uint32, _mx.uint64
+float16, bfloat16, float32, float64 = _mx.float16, _mx.bfloat16, _mx.float32, _mx.float64
+pi, e, inf, nan, newaxis = _math.pi, _math.e, float("inf"), float("nan"), None

@@ -1,0 +1,173 @@
+"""Dispatch, dtypes, promotion and broadcasting for ``autodiff.numpy``.
+
+Every public function is written once for traced values; :func:`mirror` makes it call the
+mlx.core function of the same name instead when no argument is a tracer, so one function object
+runs eagerly under ``mx.grad`` and traced under ``ad.grad``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import mlx.core as mx
+import numpy as np
+
+from autodiff import lax
+from autodiff.ir import DTYPES, Literal, is_float
+from autodiff.lower_mlx import MX_DTYPES
+from autodiff.tracing import Tracer, aval_of
+
+_SCALARS = (bool, int, float)
+
+
+def _has_tracer(args) -> bool:
+    for a in args:
+        t = type(a)
+        if t is Tracer:
+            return True
+        if (t is list or t is tuple) and _has_tracer(a):
+            return True
+    return False
+
+
+def mirror(mx_fn):
+    """Decorate a traced implementation so it defers to ``mx_fn`` on concrete inputs."""
+
+    def deco(traced):
+        @functools.wraps(traced)
+        def f(*args, **kwargs):
+            if _has_tracer(args) or _has_tracer(kwargs.values()):
+                return traced(*args, **kwargs)
+            return mx_fn(*args, **kwargs)
+
+        f.traced = traced
+        f.__doc__ = traced.__doc__ or f"Mirrors ``mx.{getattr(mx_fn, '__name__', mx_fn)}``; traceable."  # fmt: skip
+        return f
+
+    return deco
+
+
+# ---------------------------------------------------------------------------------------------
+# dtypes
+
+_PY_TYPES = {float: "float32", int: "int32", bool: "bool"}
+
+
+def dtype_name(d) -> str:
+    """Normalise mx / NumPy / string / Python-type dtypes to the IR's dtype names."""
+    if d in _PY_TYPES:
+        return _PY_TYPES[d]
+    if isinstance(d, str) and d in DTYPES:
+        return d
+    name = str(d).rsplit(".", 1)[-1]
+    name = "bool" if name in ("bool_", "bool8") else name
+    if name not in DTYPES:
+        name = str(np.dtype(d)) if not isinstance(d, mx.Dtype) else name
+    if name not in DTYPES:
+        raise TypeError(f"unsupported dtype {d!r}; supported: {', '.join(DTYPES)}")
+    return name
+
+
+def mx_dtype(d) -> mx.Dtype:
+    return MX_DTYPES[dtype_name(d)]
+
+
+_KIND_RANK = {"b": 0, "i": 1, "u": 1, "f": 2}
+
+
+def _join(a: str, b: str) -> str:
+    """JAX-style promotion of two strong dtypes."""
+    if a == b:
+        return a
+    (ka, ba), (kb, bb) = (DTYPES[a].kind, DTYPES[a].bits), (DTYPES[b].kind, DTYPES[b].bits)
+    if _KIND_RANK[ka] != _KIND_RANK[kb]:
+        return a if _KIND_RANK[ka] > _KIND_RANK[kb] else b
+    if ka == "f" and {a, b} == {"float16", "bfloat16"}:
+        return "float32"
+    if ka == kb:
+        return a if ba >= bb else b
+    (s, sb), (ub) = (a, ba) if ka == "i" else (b, bb), (bb if ka == "i" else ba)
+    return s if sb > ub else {8: "int16", 16: "int32"}.get(ub, "int64")
+
+
+def result_type(*args) -> str:
+    """The dtype of a NumPy-style elementwise op on ``args`` (Python scalars are weak)."""
+    strong = [aval_of(a).dtype for a in args if type(a) not in _SCALARS]
+    out = None
+    for d in strong:
+        out = d if out is None else _join(out, d)
+    weak = [type(a) for a in args if type(a) in _SCALARS]
+    if out is None:
+        return "float32" if float in weak else "int32" if int in weak else "bool"
+    if float in weak and not is_float(out):
+        return "float32"
+    if int in weak and out == "bool":
+        return "int32"
+    return out
+
+
+def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
+    nd = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(nd):
+        dims = {s[i - nd + len(s)] for s in shapes if i - nd + len(s) >= 0} - {1}
+        if len(dims) > 1:
+            raise ValueError(f"shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast together")  # fmt: skip
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def astype(x, dtype: str):
+    """Convert ``x`` to ``dtype``: eagerly for concrete arrays, as IR for tracers."""
+    t = type(x)
+    if t in _SCALARS:
+        return lax.convert(x, dtype)
+    if t is Tracer or t is Literal:
+        return lax.convert(x, dtype)
+    x = x if isinstance(x, mx.array) else mx.array(x)
+    return x if dtype_name(x.dtype) == dtype else x.astype(MX_DTYPES[dtype])
+
+
+def promote(*args, dtype: str | None = None, shape: Sequence[int] | None = None) -> list:
+    """Convert ``args`` to one dtype and (broadcast) shape; Python scalars stay literals."""
+    dtype = dtype or result_type(*args)
+    if shape is None:
+        shape = broadcast_shapes(*[aval_of(a).shape for a in args if type(a) not in _SCALARS])
+    out = []
+    for a in args:
+        a = astype(a, dtype)
+        if type(a) is not Literal and aval_of(a).shape != shape:
+            a = lax.broadcast_to(a, shape)
+        out.append(a)
+    return out
+
+
+def promote_float(*args) -> list:
+    """:func:`promote`, then integers and bools become float32."""
+    dtype = result_type(*args)
+    return promote(*args, dtype=dtype if is_float(dtype) else "float32")
+
+
+def as_float(x):
+    """Integers and bools become float32, as mlx.core's float-valued functions do."""
+    return x if is_float(aval_of(x).dtype) else astype(x, "float32")
+
+
+def canonical_axis(axis: int, ndim: int, fn: str = "") -> int:
+    if not -ndim <= axis < max(ndim, 1):
+        raise ValueError(f"{fn}: axis {axis} is out of bounds for an array of dimension {ndim}")
+    return axis % ndim if ndim else 0
+
+
+def canonical_axes(axis: Any, ndim: int, fn: str = "") -> tuple[int, ...]:
+    """None -> all axes; int or sequence -> sorted non-negative tuple."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(canonical_axis(a, ndim, fn) for a in axes))
+
+
+def as_traced(x):
+    """A Python scalar becomes a literal; anything else is returned as is."""
+    return lax.full((), x, result_type(x)) if type(x) in _SCALARS else x

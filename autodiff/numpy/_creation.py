@@ -1,0 +1,45 @@
+"""Array creation. Shapes are static, so these return concrete mx.arrays unless a fill value
+or a ``*_like`` argument is traced."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+
+from autodiff import lax
+from autodiff.numpy._core import dtype_name, mirror, result_type
+from autodiff.tracing import aval_of
+
+
+def _shape(shape):
+    return (shape,) if isinstance(shape, int) else tuple(shape)
+
+
+@mirror(mx.full)
+def full(shape, vals, dtype=None):
+    """An array of ``shape`` filled with ``vals`` (broadcast), as ``mx.full``."""
+    from autodiff.numpy._shape import broadcast_to
+
+    dtype = dtype_name(dtype) if dtype is not None else result_type(vals)
+    return broadcast_to(lax.convert(vals, dtype), _shape(shape))
+
+
+@mirror(mx.zeros_like)
+def zeros_like(a, /):
+    """Zeros with ``a``'s shape and dtype, as ``mx.zeros_like``."""
+    return lax.full(aval_of(a).shape, 0, aval_of(a).dtype)
+
+
+@mirror(mx.ones_like)
+def ones_like(a, /):
+    """Ones with ``a``'s shape and dtype, as ``mx.ones_like``."""
+    return lax.full(aval_of(a).shape, 1, aval_of(a).dtype)
+
+
+def full_like(a, fill_value, dtype=None):
+    """``fill_value`` with ``a``'s shape (and dtype unless given)."""
+    dtype = dtype_name(dtype) if dtype is not None else aval_of(a).dtype
+    return full(aval_of(a).shape, fill_value, dtype)
+
+
+zeros, ones, arange, eye, identity, linspace, tri = mx.zeros, mx.ones, mx.arange, mx.eye, mx.identity, mx.linspace, mx.tri  # fmt: skip
+array, asarray = mx.array, mx.array

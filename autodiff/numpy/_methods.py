@@ -1,0 +1,131 @@
+"""The ``mx.array`` surface on tracers: operators, properties and methods.
+
+Also lets a concrete ``mx.array`` on the left of an operator defer to a tracer on the right
+(``W @ x``): while any trace is active, mx.array's binary operators return NotImplemented for
+tracers, so Python calls the tracer's reflected operator. Outside traces MLX is untouched.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import mlx.core as mx
+
+from autodiff import tracing
+from autodiff.lower_mlx import MX_DTYPES
+from autodiff.numpy import _elementwise as E
+from autodiff.numpy import _indexing as I
+from autodiff.numpy import _linalg as L
+from autodiff.numpy import _reductions as R
+from autodiff.numpy import _shape as S
+from autodiff.tracing import Tracer
+
+
+def _binop(fn):
+    return lambda self, other: fn(self, other), lambda self, other: fn(other, self)
+
+
+_OPERATORS = {
+    "add": E.add, "sub": E.subtract, "mul": E.multiply, "truediv": E.divide,
+    "floordiv": E.floor_divide, "mod": E.remainder, "pow": E.power, "matmul": L.matmul,
+    "and": E.logical_and, "or": E.logical_or, "xor": E.not_equal,
+}  # fmt: skip
+for _name, _fn in _OPERATORS.items():
+    _fwd, _rev = _binop(_fn)
+    setattr(Tracer, f"__{_name}__", _fwd)
+    setattr(Tracer, f"__r{_name}__", _rev)
+for _name, _fn in {"lt": E.less, "le": E.less_equal, "gt": E.greater, "ge": E.greater_equal,
+                   "eq": E.equal, "ne": E.not_equal}.items():  # fmt: skip
+    setattr(Tracer, f"__{_name}__", (lambda f: lambda self, other: f(self, other))(_fn))
+
+Tracer.__neg__ = lambda self: E.negative(self)
+Tracer.__pos__ = lambda self: self
+Tracer.__abs__ = lambda self: E.abs(self)
+Tracer.__invert__ = lambda self: E.logical_not(self)
+Tracer.__getitem__ = lambda self, idx: I.getitem(self, idx)
+
+
+def _setitem(self, idx, value):
+    raise TypeError(
+        "traced arrays are immutable: `x[idx] = y` cannot be traced. Use "
+        "`x = x.at[idx].add(y - x[idx])`, or `anp.where(mask, y, x)` for a masked update."
+    )
+
+
+Tracer.__setitem__ = _setitem
+Tracer.dtype = property(lambda self: MX_DTYPES[self.aval.dtype])
+Tracer.itemsize = property(lambda self: self.dtype.size)
+Tracer.nbytes = property(lambda self: self.dtype.size * self.aval.size)
+Tracer.T = property(lambda self: S.transpose(self))
+Tracer.at = property(lambda self: I._AtIndexer(self))
+
+
+def _shape_args(args):
+    return tuple(args[0]) if len(args) == 1 and not isinstance(args[0], int) else tuple(args)
+
+
+Tracer.reshape = lambda self, *shape: S.reshape(self, _shape_args(shape))
+Tracer.transpose = lambda self, *axes: S.transpose(self, _shape_args(axes) if axes else None)
+Tracer.astype = lambda self, dtype, stream=None: S.astype(self, dtype)
+for _name, _fn in {
+    "sum": R.sum, "mean": R.mean, "max": R.max, "min": R.min, "prod": R.prod, "var": R.var,
+    "std": R.std, "all": R.all, "any": R.any, "argmax": R.argmax, "argmin": R.argmin,
+    "cumsum": R.cumsum, "logsumexp": R.logsumexp, "squeeze": S.squeeze, "flatten": S.flatten,
+    "swapaxes": S.swapaxes, "moveaxis": S.moveaxis, "split": S.split, "square": E.square,
+    "sqrt": E.sqrt, "rsqrt": E.rsqrt, "exp": E.exp, "log": E.log, "log1p": E.log1p,
+    "log2": E.log2, "log10": E.log10, "sin": E.sin, "cos": E.cos, "abs": E.abs,
+    "round": E.round, "reciprocal": E.reciprocal,
+}.items():  # fmt: skip
+    setattr(Tracer, _name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(_fn))
+
+
+# ---------------------------------------------------------------------------------------------
+# Let concrete mx.arrays defer to tracers while tracing.
+
+_MX_BINARY = ["add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or",
+              "xor", "lt", "le", "gt", "ge", "eq", "ne"]  # fmt: skip
+_originals = {f"__{n}__": getattr(mx.array, f"__{n}__") for n in _MX_BINARY}
+_originals["__getitem__"] = mx.array.__getitem__
+
+
+def _deferring(orig):
+    def method(self, other):
+        if type(other) is Tracer:
+            return NotImplemented
+        return orig(self, other)
+
+    return method
+
+
+def _getitem(self, idx):
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    if any(type(i) is Tracer for i in parts):
+        return I.getitem(self, idx)
+    return _originals["__getitem__"](self, idx)
+
+
+_patched = {name: _deferring(orig) for name, orig in _originals.items() if name != "__getitem__"}
+_patched["__getitem__"] = _getitem
+_lock = threading.Lock()
+_active = 0
+
+
+def _enter():
+    global _active
+    with _lock:
+        _active += 1
+        if _active == 1:
+            for name, m in _patched.items():
+                setattr(mx.array, name, m)
+
+
+def _leave():
+    global _active
+    with _lock:
+        _active -= 1
+        if _active == 0:
+            for name, m in _originals.items():
+                setattr(mx.array, name, m)
+
+
+tracing._outermost_hooks.append((_enter, _leave))

@@ -1,0 +1,157 @@
+"""Programs: transformed, optimised jaxprs, lowered and compiled on demand, and their cache.
+
+A :class:`Program` runs on concrete mx.arrays, or, called with tracers of an enclosing trace,
+inlines its jaxpr there; that is how transforms compose. Un-jitted transforms trace on every call
+and look the traced jaxpr up by :func:`structural_key`, so a hit reuses the transformed and
+compiled program while closures never go stale (their arrays are consts, passed as arguments).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, Sequence
+
+import mlx.core as mx
+
+from autodiff.ir import ClosedJaxpr, Literal, Var
+from autodiff.lower_mlx import MX_DTYPES, lower_mlx
+from autodiff.tracing import Tracer, inline
+
+
+class Config:
+    """Global switches. ``compile``: "auto" (mx.compile from a program's second run; jit
+    compiles at once), True (always) or False (never; tests use this to avoid MLX's
+    per-graph kernel compilation)."""
+
+    compile: bool | str = "auto"
+    cache_size: int = 1024
+
+
+config = Config()
+
+
+class Program:
+    """A closed jaxpr plus its lowered and compiled forms."""
+
+    __slots__ = ("closed", "name", "_lowered", "_compiled", "_runs", "eager_compile")
+
+    def __init__(self, closed: ClosedJaxpr, name: str = "program", eager_compile: bool = False):
+        self.closed = closed
+        self.name = name
+        self._lowered = None
+        self._compiled = None
+        self._runs = 0
+        self.eager_compile = eager_compile
+
+    @property
+    def lowered(self):
+        if self._lowered is None:
+            self._lowered = lower_mlx(self.closed, self.name)
+        return self._lowered
+
+    def _callable(self) -> Callable:
+        if self._compiled is not None:
+            return self._compiled
+        mode = config.compile
+        self._runs += 1
+        if mode is True or (mode == "auto" and (self.eager_compile or self._runs > 1)):
+            self._compiled = mx.compile(self.lowered.fn)
+            return self._compiled
+        return self.lowered.fn
+
+    def __call__(self, *args) -> list:
+        consts = self.closed.consts
+        if _any_tracer(args) or _any_tracer(consts):
+            return [_materialize(o) for o in inline(self.closed, args)]
+        return list(self._callable()(*consts, *[_as_mx(a) for a in args]))
+
+
+def _any_tracer(xs: Sequence[Any]) -> bool:
+    for x in xs:
+        if type(x) is Tracer:
+            return True
+    return False
+
+
+def _as_mx(x):
+    return x if isinstance(x, mx.array) else mx.array(x)
+
+
+def _materialize(x):
+    """Literal outputs of an inlined program become concrete arrays for the user."""
+    if type(x) is Literal:
+        return mx.array(x.val, dtype=MX_DTYPES[x.aval.dtype])
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Structural cache
+
+
+def structural_key(closed: ClosedJaxpr) -> Hashable:
+    """Primitives, params, avals and wiring of ``closed``; not its const values."""
+    jaxpr = closed.jaxpr
+    ids: dict[Var, int] = {}
+    parts: list = []
+    for v in jaxpr.constvars:
+        ids[v] = len(ids)
+        parts.append(v.aval)
+    parts.append(None)
+    for v in jaxpr.invars:
+        ids[v] = len(ids)
+        parts.append(v.aval)
+    for eqn in jaxpr.eqns:
+        ins = tuple(ids[a] if type(a) is Var else a.key() for a in eqn.inputs)
+        parts.append((eqn.prim, eqn.params, ins))
+        for v in eqn.outputs:
+            ids[v] = len(ids)
+    parts.append(tuple(ids[a] if type(a) is Var else a.key() for a in jaxpr.outvars))
+    return tuple(parts)
+
+
+class LRUCache:
+    """A bounded, thread-safe mapping; least recently used entries are evicted first."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key):
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key, value):
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._data.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self):
+        return len(self._data)
+
+
+transform_cache = LRUCache(config.cache_size)
+
+
+def cached(key: Hashable, build: Callable[[], Any]):
+    """The cache entry for ``key``, built (outside the lock) on a miss."""
+    entry = transform_cache.get(key)
+    if entry is None:
+        entry = build()
+        transform_cache.put(key, entry)
+    return entry

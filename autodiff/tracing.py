@@ -1,0 +1,309 @@
+"""Tracing: one staging tracer and nested builders.
+
+Calling a function on :class:`Tracer` objects records every primitive it applies, through
+:func:`bind`, as an equation of the innermost active :class:`Builder`. Builders nest: a
+transform called inside another transform's trace opens an inner builder. A tracer of an
+enclosing builder that reaches an inner one becomes a *captured input* of the inner jaxpr (one
+of its consts), which is how closures over differentiated values stay correct
+(``grad(lambda x: grad(lambda y: x * y)(x))``) without perturbation confusion.
+
+Concrete arrays (``mx.array``, ``np.ndarray``) met while tracing become consts; Python scalars
+become rank-0 literals.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Sequence
+
+from autodiff.errors import ConcretizationError, UnexpectedTracerError, user_location
+from autodiff.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Params, ShapedArray, Var, _dtype_name
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.stack: list[Builder] = []
+
+
+_state = _State()
+
+# Callbacks run when the outermost trace of a thread starts and ends (autodiff.numpy uses them
+# to let ``mx.array`` operators defer to tracers only while tracing).
+_outermost_hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
+
+
+class Builder:
+    """Collects the equations of one jaxpr being traced."""
+
+    __slots__ = ("parent", "eqns", "invars", "constvars", "const_vals", "const_index", "alive",
+                 "fun_name", "transform")  # fmt: skip
+
+    def __init__(self, parent: Builder | None, fun_name: str, transform: str):
+        self.parent = parent
+        self.eqns: list[Eqn] = []
+        self.invars: list[Var] = []
+        self.constvars: list[Var] = []
+        self.const_vals: list[Any] = []
+        self.const_index: dict[int, Var] = {}
+        self.alive = True
+        self.fun_name = fun_name
+        self.transform = transform
+
+    def new_input(self, aval: ShapedArray) -> Tracer:
+        v = Var(aval)
+        self.invars.append(v)
+        return Tracer(aval, self, v)
+
+    def const_var(self, val: Any) -> Var:
+        """The constvar holding ``val`` (a concrete array or an outer tracer), made once."""
+        v = self.const_index.get(id(val))
+        if v is None:
+            aval = val.aval if type(val) is Tracer else aval_of(val)
+            v = Var(aval)
+            self.constvars.append(v)
+            self.const_vals.append(val)
+            self.const_index[id(val)] = v
+        return v
+
+    def atom(self, x: Any):
+        """The IR atom standing for ``x`` in this builder."""
+        t = type(x)
+        if t is Tracer:
+            if x.builder is self:
+                return x.ir_var
+            return self.const_var(_check_enclosing(x, self))
+        if t is Literal:
+            return x
+        if t is bool or t is int or t is float:
+            return literal(x)
+        if hasattr(x, "shape") and hasattr(x, "dtype"):
+            if hasattr(x, "item") and type(x).__module__ == "numpy" and x.shape == ():
+                return Literal(x.item(), ShapedArray((), _dtype_name(x.dtype)))
+            return self.const_var(x)
+        raise TypeError(f"{type(x).__name__} is not a valid array value: {x!r}")
+
+    def to_jaxpr(self, outs: Sequence[Any]) -> ClosedJaxpr:
+        out_atoms = [self.atom(o) for o in outs]
+        jaxpr = Jaxpr(self.constvars, self.invars, self.eqns, out_atoms)
+        return ClosedJaxpr(jaxpr, self.const_vals)
+
+
+def _check_enclosing(t: Tracer, b: Builder) -> Tracer:
+    if t.builder.alive:
+        p = b.parent
+        while p is not None:
+            if p is t.builder:
+                return t
+            p = p.parent
+    raise UnexpectedTracerError(
+        f"Encountered a traced value {t.aval.str_short()} from the trace of "
+        f"`{t.builder.fun_name}` (by `{t.builder.transform}`), which has already finished, "
+        f"{user_location()}\nA traced value must not be kept outside the function being "
+        "transformed (in a global, a closure or a list) and used after the transform returns. "
+        "Return it from the function as an output instead."
+    )
+
+
+def literal(x, dtype: str | None = None) -> Literal:
+    """A rank-0 literal. Python scalars are weakly typed: bool, int32 or float32 by default."""
+    if dtype is None:
+        dtype = "bool" if type(x) is bool else "int32" if type(x) is int else "float32"
+    if dtype == "bool":
+        x = bool(x)
+    elif dtype.startswith(("int", "uint")):
+        x = int(x)
+    else:
+        x = float(x)
+    return Literal(x, ShapedArray((), dtype))
+
+
+def aval_of(x: Any) -> ShapedArray:
+    """The abstract value of a tracer, a concrete array or a Python scalar."""
+    t = type(x)
+    if t is Tracer or t is Literal:
+        return x.aval
+    if t is bool or t is int or t is float:
+        return literal(x).aval
+    try:
+        return ShapedArray(tuple(x.shape), _dtype_name(x.dtype))
+    except AttributeError:
+        raise TypeError(
+            f"{t.__name__} is not a valid array type; pass mx.array, NumPy arrays or Python "
+            "scalars"
+        ) from None
+
+
+class Tracer:
+    """A value being traced: an abstract array standing for a variable of its builder.
+
+    ``autodiff.numpy`` gives tracers the ``mx.array`` surface (operators, methods, properties).
+    """
+
+    __slots__ = ("aval", "builder", "ir_var")
+    __array_priority__ = 1000  # make NumPy defer to our reflected operators
+    __array_ufunc__ = None
+
+    def __init__(self, aval: ShapedArray, builder: Builder, var: Var):
+        self.aval = aval
+        self.builder = builder
+        self.ir_var = var
+
+    shape = property(lambda self: self.aval.shape)
+    ndim = property(lambda self: len(self.aval.shape))
+    size = property(lambda self: self.aval.size)
+
+    def __len__(self):
+        if not self.aval.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.aval.shape[0]
+
+    def __repr__(self):
+        return f"Traced<{self.aval.str_short()}>(in `{self.builder.fun_name}`)"
+
+    def _concrete(self, what: str, instead: str):
+        raise ConcretizationError(
+            f"{what} of a traced array {self.aval.str_short()} {user_location()}\n"
+            f"While `{self.builder.transform}` traces `{self.builder.fun_name}`, array values "
+            f"are abstract: only shapes and dtypes are known. {instead}"
+        )
+
+    def __bool__(self):
+        self._concrete(
+            "Python control flow (`if`, `while`, `and`, `bool()`) on the value",
+            "Use `autodiff.numpy.where(cond, x, y)` to choose elementwise, or pass the value as "
+            "a static argument (`ad.jit(f, static_argnums=...)`) if it does not depend on what "
+            "you differentiate.",
+        )
+
+    def __int__(self):
+        self._concrete("int()", _STATIC_HINT)
+
+    def __float__(self):
+        self._concrete("float()", _STATIC_HINT)
+
+    def __index__(self):
+        self._concrete("Use as a Python index (int)", _STATIC_HINT)
+
+    def __complex__(self):
+        self._concrete("complex()", _STATIC_HINT)
+
+    def item(self):
+        self._concrete(".item()", _STATIC_HINT)
+
+    def tolist(self):
+        self._concrete(".tolist()", _STATIC_HINT)
+
+    def __array__(self, *args, **kwargs):
+        self._concrete(
+            "Conversion to a NumPy array",
+            "Compute with `autodiff.numpy` inside the function and convert the result after "
+            "the transform returns.",
+        )
+
+    def __mlx_array__(self):
+        self._concrete(
+            "Conversion to mx.array (an mlx.core function was called on it)",
+            "Call the same function from `autodiff.numpy` (it mirrors mlx.core), which "
+            "works on mx.arrays and traced values alike.",
+        )
+
+    def __iter__(self):
+        if not self.aval.shape:
+            raise TypeError("iteration over a 0-d array")
+        return (self[i] for i in range(self.aval.shape[0]))
+
+    def __hash__(self):
+        raise TypeError("traced arrays are unhashable")
+
+
+_STATIC_HINT = (
+    "Keep it an array (use `autodiff.numpy` ops on it), or, if it does not depend on the "
+    "arguments being transformed, pass it as a static argument (`ad.jit(f, static_argnums=...)`)."
+)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def current_builder() -> Builder | None:
+    stack = _state.stack
+    return stack[-1] if stack else None
+
+
+def bind(prim, *args, **params):
+    """Apply ``prim`` to ``args`` in the innermost trace; returns tracer(s)."""
+    stack = _state.stack
+    if not stack:
+        raise RuntimeError(f"bind({prim.name}) outside of any trace")
+    b = stack[-1]
+    atoms = [b.atom(a) for a in args]
+    avals = prim.abstract_eval(*[a.aval for a in atoms], **params)
+    outs = [Var(a) for a in avals]
+    b.eqns.append(Eqn(prim, atoms, Params(params), outs))
+    tracers = [Tracer(v.aval, b, v) for v in outs]
+    return tracers if prim.multiple_results else tracers[0]
+
+
+def trace_flat(
+    fun: Callable, in_avals: Sequence[ShapedArray], fun_name: str = "fun", transform: str = "trace"
+) -> tuple[ClosedJaxpr, Any]:
+    """Trace ``fun(*tracers)`` to a jaxpr.
+
+    ``fun`` returns ``(flat_outputs, extra)``; ``extra`` is passed through (the API layer uses
+    it for output tree structure and aux data).
+    """
+    stack = _state.stack
+    b = Builder(stack[-1] if stack else None, fun_name, transform)
+    if not stack:
+        for enter, _ in _outermost_hooks:
+            enter()
+    stack.append(b)
+    try:
+        tracers = [b.new_input(a) for a in in_avals]
+        outs, extra = fun(*tracers)
+        closed = b.to_jaxpr(outs)
+    finally:
+        stack.pop()
+        b.alive = False
+        if not stack:
+            for _, leave in _outermost_hooks:
+                leave()
+    return closed, extra
+
+
+def inline(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
+    """Append the equations of ``closed`` to the current trace, applied to ``args``."""
+    b = _state.stack[-1]
+    jaxpr = closed.jaxpr
+    env: dict[Var, Any] = {}
+    for v, x in zip(jaxpr.constvars, closed.consts):
+        env[v] = b.atom(x)
+    for v, x in zip(jaxpr.invars, args):
+        env[v] = b.atom(x)
+    eqns = b.eqns
+    for eqn in jaxpr.eqns:
+        ins = [a if type(a) is Literal else env[a] for a in eqn.inputs]
+        outs = [Var(v.aval) for v in eqn.outputs]
+        eqns.append(Eqn(eqn.prim, ins, eqn.params, outs))
+        for v, o in zip(eqn.outputs, outs):
+            env[v] = o
+    results = []
+    for a in jaxpr.outvars:
+        a = a if type(a) is Literal else env[a]
+        results.append(a if type(a) is Literal else Tracer(a.aval, b, a))
+    return results
+
+
+def eval_jaxpr(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
+    """Evaluate ``closed`` by binding its equations one by one in the current trace."""
+    jaxpr = closed.jaxpr
+    env: dict[Var, Any] = dict(zip(jaxpr.constvars, closed.consts))
+    env.update(zip(jaxpr.invars, args))
+    for eqn in jaxpr.eqns:
+        outs = bind(eqn.prim, *[read(env, a) for a in eqn.inputs], **eqn.params)
+        env.update(zip(eqn.outputs, outs if eqn.prim.multiple_results else [outs]))
+    return [read(env, a) for a in jaxpr.outvars]
+
+
+def read(env: dict, a):
+    return a if type(a) is Literal else env[a]

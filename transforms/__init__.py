@@ -1,0 +1,22 @@
+"""IR -> IR transforms: jvp, partial evaluation, transpose, vmap, and the optimisation passes.
+
+This package imports only ``autodiff.ir``, ``autodiff.primitives``, the tracing machinery
+(``autodiff.tracing``, ``autodiff.lax``) and the reference interpreter (for literal folding).
+"""
+
+from __future__ import annotations
+
+from autodiff.ir import ClosedJaxpr, Jaxpr
+from transforms.cse import cse
+from transforms.dce import dce
+from transforms.simplify import simplify
+
+
+def optimize_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
+    """Simplify, CSE and DCE; run after every transform."""
+    return dce(cse(simplify(cse(jaxpr))))
+
+
+def optimize(closed: ClosedJaxpr) -> ClosedJaxpr:
+    jaxpr = optimize_jaxpr(closed.jaxpr)
+    return closed if jaxpr is closed.jaxpr else ClosedJaxpr(jaxpr, closed.consts)

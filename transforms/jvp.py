@@ -1,0 +1,321 @@
+"""Forward-mode differentiation: ``jvp_jaxpr`` and one JVP rule per primitive.
+
+Rule contract: ``jvp_rules[prim](primals, tangents, **params) -> (primal_out, tangent_out)``
+where tangents may be :class:`Zero` (symbolic; no equations are emitted for it) and the result
+tangent may be Zero too. Rules are written with ``autodiff.lax`` on traced values, so their
+output is IR that can be differentiated again. Tangents of integer and boolean values are
+always Zero. Conventions at kinks follow JAX: ``abs'(0) = 0``, ``max``/``min`` split the
+tangent equally between tied operands, ``sqrt'(0) = inf``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+from autodiff import lax
+from autodiff import primitives as P
+from autodiff.ir import ClosedJaxpr, Literal, ShapedArray, is_float
+from autodiff.tracing import aval_of, bind, read, trace_flat
+from transforms import optimize
+
+
+class Zero:
+    """A symbolic zero tangent (or cotangent) of the given aval."""
+
+    __slots__ = ("aval",)
+
+    def __init__(self, aval: ShapedArray):
+        self.aval = aval
+
+    def __repr__(self):
+        return f"Zero({self.aval.str_short()})"
+
+
+def instantiate(t, aval: ShapedArray | None = None):
+    """Materialise a symbolic zero as an array (a literal for rank 0)."""
+    if type(t) is Zero:
+        return lax.zeros_like_aval(t.aval)
+    return t
+
+
+def add_tangents(a, b):
+    if type(a) is Zero:
+        return b
+    if type(b) is Zero:
+        return a
+    return lax.add(a, b)
+
+
+jvp_rules: dict[P.Primitive, Callable] = {}
+# Primitives with no JVP rule, and why (checked by the coverage test).
+NO_JVP_RULE: dict[P.Primitive, str] = {}
+
+
+def defjvp(prim: P.Primitive, *derivs: Callable | None, use_out: bool = False):
+    """Elementwise rule from one function per operand: ``deriv(t, [out,] *primals)`` gives
+    that operand's contribution to the output tangent; None marks a non-differentiable one."""
+
+    def rule(primals, tangents, **params):
+        out = bind(prim, *primals, **params)
+        t_out = Zero(aval_of(out))
+        for t, d in zip(tangents, derivs):
+            if type(t) is not Zero and d is not None:
+                contrib = d(t, out, *primals) if use_out else d(t, *primals)
+                t_out = add_tangents(t_out, contrib)
+        return out, t_out
+
+    jvp_rules[prim] = rule
+
+
+def deflinear(prim: P.Primitive, linear_argnums: Sequence[int] | None = None):
+    """The primitive is linear in the operands ``linear_argnums`` (all by default): its tangent
+    is the primitive applied to their tangents, the other operands held at their primals."""
+
+    def rule(primals, tangents, **params):
+        out = bind(prim, *primals, **params)
+        lin = range(len(primals)) if linear_argnums is None else linear_argnums
+        if all(type(tangents[i]) is Zero for i in lin):
+            return out, Zero(aval_of(out))
+        args = [instantiate(tangents[i]) if i in lin else primals[i] for i in range(len(primals))]
+        return out, bind(prim, *args, **params)
+
+    jvp_rules[prim] = rule
+
+
+def defzero(prim: P.Primitive):
+    """Piecewise-constant primitive: the tangent is zero."""
+    jvp_rules[prim] = lambda primals, tangents, **params: _zero_out(bind(prim, *primals, **params))
+
+
+def _zero_out(out):
+    return out, Zero(aval_of(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise rules
+
+L = lax
+mul, add, sub, div, neg = L.mul, L.add, L.sub, L.div, L.neg
+
+deflinear(P.neg)
+deflinear(P.add)
+deflinear(P.sub)
+deflinear(P.stop_gradient, linear_argnums=())
+defjvp(P.abs_, lambda t, x: mul(t, L.sign(x)))
+defjvp(P.square, lambda t, x: mul(t, mul(x, 2.0)))
+defjvp(P.reciprocal, lambda t, y, x: neg(mul(t, L.square(y))), use_out=True)
+defjvp(P.sqrt, lambda t, y, x: div(t, mul(y, 2.0)), use_out=True)
+defjvp(P.rsqrt, lambda t, y, x: mul(t, mul(div(y, x), -0.5)), use_out=True)
+defjvp(P.exp, lambda t, y, x: mul(t, y), use_out=True)
+defjvp(P.expm1, lambda t, y, x: mul(t, add(y, 1.0)), use_out=True)
+defjvp(P.log, lambda t, x: div(t, x))
+defjvp(P.log1p, lambda t, x: div(t, add(x, 1.0)))
+defjvp(P.log2, lambda t, x: div(t, mul(x, math.log(2))))
+defjvp(P.log10, lambda t, x: div(t, mul(x, math.log(10))))
+defjvp(P.sin, lambda t, x: mul(t, L.cos(x)))
+defjvp(P.cos, lambda t, x: neg(mul(t, L.sin(x))))
+defjvp(P.tan, lambda t, y, x: mul(t, add(L.square(y), 1.0)), use_out=True)
+defjvp(P.arcsin, lambda t, x: mul(t, L.rsqrt(sub(1.0, L.square(x)))))
+defjvp(P.arccos, lambda t, x: neg(mul(t, L.rsqrt(sub(1.0, L.square(x))))))
+defjvp(P.arctan, lambda t, x: div(t, add(L.square(x), 1.0)))
+defjvp(P.sinh, lambda t, x: mul(t, L.cosh(x)))
+defjvp(P.cosh, lambda t, x: mul(t, L.sinh(x)))
+defjvp(P.tanh, lambda t, y, x: mul(t, sub(1.0, L.square(y))), use_out=True)
+defjvp(P.arcsinh, lambda t, x: mul(t, L.rsqrt(add(L.square(x), 1.0))))
+defjvp(P.arccosh, lambda t, x: mul(t, L.rsqrt(mul(sub(x, 1.0), add(x, 1.0)))))
+defjvp(P.arctanh, lambda t, x: div(t, sub(1.0, L.square(x))))
+defjvp(P.sigmoid, lambda t, y, x: mul(t, mul(y, sub(1.0, y))), use_out=True)
+defjvp(P.erf, lambda t, x: mul(t, mul(L.exp(neg(L.square(x))), 2 / math.sqrt(math.pi))))
+defjvp(P.erfinv, lambda t, y, x: mul(t, mul(L.exp(L.square(y)), math.sqrt(math.pi) / 2)), use_out=True)  # fmt: skip
+for _p in (P.sign, P.floor, P.ceil, P.round_, P.logical_not, *P.COMPARE, *P.LOGICAL):
+    defzero(_p)
+
+defjvp(P.mul, lambda tx, x, y: mul(tx, y), lambda ty, x, y: mul(x, ty))
+defjvp(P.div, lambda tx, out, x, y: div(tx, y), lambda ty, out, x, y: neg(mul(ty, div(out, y))), use_out=True)  # fmt: skip
+
+
+def _replace_zero(x):
+    return L.select(L.eq(x, 0.0), L.full(aval_of(x).shape, 1.0, aval_of(x).dtype), x)
+
+
+def _pow_dx(t, out, x, y):
+    # y * x**(y-1), and exactly 0 where y == 0 (so 0**0 has derivative 0, not nan).
+    jac = mul(_replace_zero(y), L.pow_(x, sub(y, 1.0)))
+    jac = L.select(L.eq(y, 0.0), L.full(aval_of(jac).shape, 0.0, aval_of(jac).dtype), jac)
+    return mul(t, jac)
+
+
+def _pow_dy(t, out, x, y):
+    # log(x) * x**y, with log(0) replaced so that 0**y has derivative 0 in y.
+    return mul(t, mul(L.log(_replace_zero(x)), out))
+
+
+defjvp(P.pow_, _pow_dx, _pow_dy, use_out=True)
+
+
+def _balanced_eq(x, z, y):
+    """1 where x == z != y, 0.5 where x == z == y, else 0."""
+    one = L.select(L.eq(y, z), L.full(aval_of(z).shape, 0.5, aval_of(z).dtype), L.full(aval_of(z).shape, 1.0, aval_of(z).dtype))  # fmt: skip
+    return L.select(L.eq(x, z), one, L.full(aval_of(z).shape, 0.0, aval_of(z).dtype))
+
+
+defjvp(P.max_, lambda t, out, x, y: mul(t, _balanced_eq(x, out, y)), lambda t, out, x, y: mul(t, _balanced_eq(y, out, x)), use_out=True)  # fmt: skip
+defjvp(P.min_, lambda t, out, x, y: mul(t, _balanced_eq(x, out, y)), lambda t, out, x, y: mul(t, _balanced_eq(y, out, x)), use_out=True)  # fmt: skip
+defjvp(P.rem, lambda t, x, y: t, lambda t, x, y: mul(t, neg(L.floor(div(x, y)))))
+
+
+def _arctan2_denominator(x, y):
+    return add(L.square(x), L.square(y))
+
+
+defjvp(P.arctan2, lambda t, x, y: mul(t, div(y, _arctan2_denominator(x, y))), lambda t, x, y: mul(t, div(neg(x), _arctan2_denominator(x, y))))  # fmt: skip
+deflinear(P.select, linear_argnums=(1, 2))
+
+
+def _convert_jvp(primals, tangents, new_dtype):
+    (x,), (t,) = primals, tangents
+    out = L.convert(x, new_dtype)
+    if type(t) is Zero or not (is_float(new_dtype) and is_float(aval_of(x).dtype)):
+        return out, Zero(aval_of(out))
+    return out, L.convert(t, new_dtype)
+
+
+jvp_rules[P.convert] = _convert_jvp
+
+# ---------------------------------------------------------------------------------------------
+# Structural, indexing, reductions, contraction
+
+for _p in (P.broadcast_in_dim, P.reshape, P.transpose, P.squeeze, P.expand_dims, P.slice_,
+           P.pad, P.concatenate, P.reduce_sum, P.cumsum):  # fmt: skip
+    deflinear(_p)
+deflinear(P.take, linear_argnums=(0,))
+deflinear(P.take_along_axis, linear_argnums=(0,))
+deflinear(P.scatter_add, linear_argnums=(0, 2))
+defzero(P.argmax)
+defzero(P.argmin)
+
+
+def _chooser(prim):
+    def rule(primals, tangents, axes):
+        (x,), (t,) = primals, tangents
+        out = bind(prim, x, axes=axes)
+        if type(t) is Zero:
+            return out, Zero(aval_of(out))
+        shape = aval_of(x).shape
+        kept = [i for i in range(len(shape)) if i not in axes]
+        loc = L.convert(L.eq(x, L.broadcast_in_dim(out, shape, kept)), aval_of(x).dtype)
+        return out, div(L.reduce_sum(mul(t, loc), axes), L.reduce_sum(loc, axes))
+
+    jvp_rules[prim] = rule
+
+
+_chooser(P.reduce_max)
+_chooser(P.reduce_min)
+
+
+def _reduce_prod_jvp(primals, tangents, axes):
+    # Product rule over a balanced tree of multiplications: exact at zeros, to any order.
+    (x,), (t,) = primals, tangents
+    out = bind(P.reduce_prod, x, axes=axes)
+    if type(t) is Zero:
+        return out, Zero(aval_of(out))
+    shape = aval_of(x).shape
+    kept = [i for i in range(len(shape)) if i not in axes]
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    rest = tuple(shape[i] for i in kept)
+
+    def to_rows(v):
+        return L.reshape(L.transpose(v, list(axes) + kept), (n,) + rest)
+
+    p, dp = to_rows(x), to_rows(t)
+    while n > 1:
+        if n % 2:
+            p = L.concatenate([p, L.full((1,) + rest, 1.0, aval_of(p).dtype)], 0)
+            dp = L.concatenate([dp, L.full((1,) + rest, 0.0, aval_of(dp).dtype)], 0)
+            n += 1
+        a, b = L.slice_in_dim(p, 0, n, 2, 0), L.slice_in_dim(p, 1, n, 2, 0)
+        da, db = L.slice_in_dim(dp, 0, n, 2, 0), L.slice_in_dim(dp, 1, n, 2, 0)
+        p, dp = mul(a, b), add(mul(da, b), mul(a, db))
+        n //= 2
+    return out, L.reshape(dp, rest)
+
+
+jvp_rules[P.reduce_prod] = _reduce_prod_jvp
+
+
+def _dot_general_jvp(primals, tangents, dimension_numbers):
+    (x, y), (tx, ty) = primals, tangents
+    out = L.dot_general(x, y, dimension_numbers)
+    t_out = Zero(aval_of(out))
+    if type(tx) is not Zero:
+        t_out = L.dot_general(tx, y, dimension_numbers)
+    if type(ty) is not Zero:
+        t_out = add_tangents(t_out, L.dot_general(x, ty, dimension_numbers))
+    return out, t_out
+
+
+jvp_rules[P.dot_general] = _dot_general_jvp
+
+# ---------------------------------------------------------------------------------------------
+# The transform
+
+
+def jvp_eval(closed: ClosedJaxpr, primals: Sequence, tangents: Sequence):
+    """Evaluate ``closed`` on primals and tangents (tracers, or Zero) in the current trace."""
+    jaxpr = closed.jaxpr
+    env = dict(zip(jaxpr.constvars, closed.consts))
+    tenv: dict = {}
+    env.update(zip(jaxpr.invars, primals))
+    for v, t in zip(jaxpr.invars, tangents):
+        if type(t) is not Zero:
+            tenv[v] = t
+    for eqn in jaxpr.eqns:
+        ps = [read(env, a) for a in eqn.inputs]
+        ts = [tenv.get(a, _ZERO) if type(a) is not Literal else _ZERO for a in eqn.inputs]
+        if all(t is _ZERO for t in ts):
+            outs = bind(eqn.prim, *ps, **eqn.params)
+            env.update(zip(eqn.outputs, outs if eqn.prim.multiple_results else [outs]))
+            continue
+        ts = [Zero(a.aval) if t is _ZERO else t for a, t in zip(eqn.inputs, ts)]
+        rule = jvp_rules.get(eqn.prim)
+        if rule is None:
+            raise NotImplementedError(f"jvp rule for '{eqn.prim.name}' is not implemented")
+        out, t_out = rule(ps, ts, **eqn.params)
+        outs, t_outs = ([out], [t_out]) if not eqn.prim.multiple_results else (out, t_out)
+        for v, o, t in zip(eqn.outputs, outs, t_outs):
+            env[v] = o
+            if type(t) is not Zero and is_float(v.aval.dtype):
+                tenv[v] = t
+    outs = [read(env, a) for a in jaxpr.outvars]
+    t_outs = [tenv.get(a, None) if type(a) is not Literal else None for a in jaxpr.outvars]
+    return outs, [Zero(a.aval) if t is None else t for a, t in zip(jaxpr.outvars, t_outs)]
+
+
+_ZERO = object()  # marker for "no tangent" inside jvp_eval
+
+
+def jvp_jaxpr(closed: ClosedJaxpr, nonzeros: Sequence[bool], instantiate_outs: bool | Sequence[bool] = False):  # fmt: skip
+    """``(primals..., tangents for nonzero inputs...) -> (outs..., tangents of nonzero outs...)``.
+
+    Returns the optimised closed jaxpr and, per output, whether its tangent is nonzero (always
+    True for outputs in ``instantiate_outs``).
+    """
+    in_avals = closed.in_avals
+    n = len(in_avals)
+    t_avals = [a for a, nz in zip(in_avals, nonzeros) if nz]
+    n_out = len(closed.jaxpr.outvars)
+    inst = [instantiate_outs] * n_out if isinstance(instantiate_outs, bool) else list(instantiate_outs)  # fmt: skip
+
+    def fun(*args):
+        primals, it = args[:n], iter(args[n:])
+        tangents = [next(it) if nz else Zero(a) for a, nz in zip(in_avals, nonzeros)]
+        outs, t_outs = jvp_eval(closed, primals, tangents)
+        t_outs = [instantiate(t) if i else t for t, i in zip(t_outs, inst)]
+        out_nz = [type(t) is not Zero for t in t_outs]
+        return list(outs) + [t for t in t_outs if type(t) is not Zero], out_nz
+
+    new, out_nz = trace_flat(fun, list(in_avals) + t_avals, "jvp_jaxpr", "jvp")
+    return optimize(new), out_nz

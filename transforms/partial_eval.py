@@ -1,0 +1,79 @@
+"""Partial evaluation: split a jaxpr into the part computable from known inputs and the rest.
+
+Applied to a JVP jaxpr with the primals known and the tangents unknown, it gives
+``linearize``: a primal jaxpr ``known_ins -> (known_outs, residuals)`` and a linear jaxpr
+``(residuals, unknown_ins) -> unknown_outs``. This is a syntactic pass, no tracing: an equation
+is unknown iff one of its inputs is. Known equations with only literal inputs (filled arrays)
+are recomputed on the unknown side rather than passed as residuals.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from autodiff.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
+
+
+def partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: Sequence[bool], instantiate: Sequence[bool]):  # fmt: skip
+    """Split ``closed`` given which inputs are unknown.
+
+    Outputs in ``instantiate`` are always produced by the unknown side (a known value there is
+    passed through as a residual). Returns ``(known, unknown, out_unknowns, num_residuals)``:
+    ``known`` returns the known outputs then the residuals; ``unknown`` takes the residuals
+    then the unknown inputs and returns the unknown outputs.
+    """
+    jaxpr = closed.jaxpr
+    unknown_vars: set[Var] = {v for v, u in zip(jaxpr.invars, unknowns) if u}
+    known_eqns, unknown_eqns = [], []
+    for eqn in jaxpr.eqns:
+        if any(type(a) is Var and a in unknown_vars for a in eqn.inputs):
+            unknown_eqns.append(eqn)
+            unknown_vars.update(eqn.outputs)
+        else:
+            known_eqns.append(eqn)
+    out_unknowns = [
+        inst or (type(a) is Var and a in unknown_vars) for a, inst in zip(jaxpr.outvars, instantiate)
+    ]  # fmt: skip
+
+    # Residuals: known variables the unknown side reads, except filled arrays, recomputed there.
+    needed: set[Var] = set()
+    for eqn in unknown_eqns:
+        needed.update(a for a in eqn.inputs if type(a) is Var and a not in unknown_vars)
+    needed.update(
+        a for a, u in zip(jaxpr.outvars, out_unknowns) if u and type(a) is Var and a not in unknown_vars
+    )  # fmt: skip
+    replicated = [
+        e for e in known_eqns
+        if all(type(a) is Literal for a in e.inputs) and any(v in needed for v in e.outputs)
+    ]  # fmt: skip
+    replicated_out = {v for e in replicated for v in e.outputs}
+    residuals = [v for v in _ordered(jaxpr, needed) if v not in replicated_out]
+
+    known_outs = [a for a, u in zip(jaxpr.outvars, out_unknowns) if not u]
+    known = Jaxpr(
+        jaxpr.constvars,
+        [v for v, u in zip(jaxpr.invars, unknowns) if not u],
+        known_eqns,
+        known_outs + residuals,
+    )
+    rename = {v: Var(v.aval) for v in residuals}
+    unknown = Jaxpr(
+        [],
+        [rename[v] for v in residuals] + [v for v, u in zip(jaxpr.invars, unknowns) if u],
+        replicated + [_renamed(e, rename) for e in unknown_eqns],
+        [rename.get(a, a) if type(a) is Var else a for a, u in zip(jaxpr.outvars, out_unknowns) if u],  # fmt: skip
+    )
+    return ClosedJaxpr(known, closed.consts), ClosedJaxpr(unknown, []), out_unknowns, len(residuals)  # fmt: skip
+
+
+def _ordered(jaxpr: Jaxpr, vs: set[Var]) -> list[Var]:
+    """``vs`` in definition order (constvars, invars, then equation outputs)."""
+    order = list(jaxpr.constvars) + list(jaxpr.invars) + [v for e in jaxpr.eqns for v in e.outputs]  # fmt: skip
+    return [v for v in order if v in vs]
+
+
+def _renamed(eqn: Eqn, rename: dict) -> Eqn:
+    if not any(type(a) is Var and a in rename for a in eqn.inputs):
+        return eqn
+    ins = [rename.get(a, a) if type(a) is Var else a for a in eqn.inputs]
+    return Eqn(eqn.prim, ins, eqn.params, eqn.outputs)

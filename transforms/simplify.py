@@ -1,0 +1,253 @@
+"""Algebraic simplification, one forward pass of small local rewrites.
+
+Each rewrite looks at one equation (inputs already rewritten) and returns either an atom that
+replaces its output, a new ``(prim, inputs, params)`` to rewrite further, or None. ``Filled``
+arrays (``broadcast_in_dim`` of a literal) are recognised as constants, so ``x * ones`` is ``x``
+and a filled operand of an elementwise op becomes a rank-0 literal. Equations on literals only
+are folded (rank-0 results) by the NumPy interpreter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autodiff import primitives as P
+from autodiff.interpret import eval_eqn
+from autodiff.ir import Eqn, Jaxpr, Literal, Params, ShapedArray, Var, is_float
+
+rewrites: dict = {}
+
+
+class _Ctx:
+    """Definitions of the variables seen so far, for rules that look through their inputs."""
+
+    __slots__ = ("defs",)
+
+    def __init__(self):
+        self.defs: dict[Var, Eqn] = {}
+
+    def filled(self, a) -> Literal | None:
+        """The literal a filled array (or literal) consists of, else None."""
+        if type(a) is Literal:
+            return a
+        d = self.defs.get(a)
+        if d is not None and d.prim is P.broadcast_in_dim and type(d.inputs[0]) is Literal:
+            return d.inputs[0]
+        return None
+
+    def is_const(self, a, value) -> bool:
+        lit = self.filled(a)
+        return lit is not None and lit.val == value
+
+    def producer(self, a, prim) -> Eqn | None:
+        d = self.defs.get(a) if type(a) is Var else None
+        return d if d is not None and d.prim is prim else None
+
+
+def _same_shape(a, out: ShapedArray) -> bool:
+    return a.aval == out
+
+
+def _add(ctx, out, x, y):
+    if ctx.is_const(y, 0) and _same_shape(x, out):
+        return x
+    if ctx.is_const(x, 0) and _same_shape(y, out):
+        return y
+
+
+def _sub(ctx, out, x, y):
+    if ctx.is_const(y, 0) and _same_shape(x, out):
+        return x
+    if ctx.is_const(x, 0) and _same_shape(y, out):
+        return P.neg, [y], {}
+
+
+def _mul(ctx, out, x, y):
+    for a, b in ((x, y), (y, x)):
+        if ctx.is_const(b, 1) and _same_shape(a, out):
+            return a
+        if ctx.is_const(b, -1) and _same_shape(a, out):
+            return P.neg, [a], {}
+
+
+def _div(ctx, out, x, y):
+    if ctx.is_const(y, 1) and _same_shape(x, out):
+        return x
+
+
+def _pow(ctx, out, x, y):
+    if ctx.is_const(y, 1) and _same_shape(x, out):
+        return x
+    if ctx.is_const(y, 2) and _same_shape(x, out):
+        return P.square, [x], {}
+    if ctx.is_const(y, 0) and is_float(out.dtype):  # x**0 == 1 even for inf and nan
+        return P.broadcast_in_dim, [Literal(1.0, ShapedArray((), out.dtype))], {"shape": out.shape, "broadcast_dimensions": ()}  # fmt: skip
+
+
+def _neg(ctx, out, x):
+    d = ctx.producer(x, P.neg)
+    if d is not None:
+        return d.inputs[0]
+
+
+def _select(ctx, out, p, x, y):
+    if x is y and _same_shape(x, out):
+        return x
+    lit = ctx.filled(p)
+    if lit is not None:
+        chosen = x if lit.val else y
+        if _same_shape(chosen, out):
+            return chosen
+
+
+def _broadcast_in_dim(ctx, out, x, shape, broadcast_dimensions):
+    if x.aval.shape == shape and broadcast_dimensions == tuple(range(len(shape))):
+        return x
+    d = ctx.producer(x, P.broadcast_in_dim)
+    if d is not None:
+        dims = tuple(broadcast_dimensions[i] for i in d.params["broadcast_dimensions"])
+        return P.broadcast_in_dim, [d.inputs[0]], {"shape": shape, "broadcast_dimensions": dims}
+
+
+def _filled(ctx, out, x, **_):
+    """reshape/transpose/squeeze/expand_dims/slice of a filled array is a filled array."""
+    lit = ctx.filled(x)
+    if lit is not None and type(x) is Var:
+        return P.broadcast_in_dim, [lit], {"shape": out.shape, "broadcast_dimensions": ()}
+
+
+def _reshape(ctx, out, x, new_sizes):
+    d = ctx.defs.get(x) if type(x) is Var else None
+    if d is not None and d.prim in (P.reshape, P.squeeze, P.expand_dims):
+        inner = d.inputs[0]
+        if inner.aval.shape == new_sizes:
+            return inner
+        return P.reshape, [inner], {"new_sizes": new_sizes}
+    return _filled(ctx, out, x)
+
+
+def _transpose(ctx, out, x, permutation):
+    if permutation == tuple(range(len(permutation))):
+        return x
+    d = ctx.producer(x, P.transpose)
+    if d is not None:
+        inner = d.params["permutation"]
+        return P.transpose, [d.inputs[0]], {"permutation": tuple(inner[p] for p in permutation)}
+    return _filled(ctx, out, x)
+
+
+def _squeeze(ctx, out, x, dimensions):
+    d = ctx.producer(x, P.expand_dims)
+    if d is not None and d.params["dimensions"] == dimensions:
+        return d.inputs[0]
+    return _filled(ctx, out, x)
+
+
+def _slice(ctx, out, x, **params):
+    return x if x.aval == out else _filled(ctx, out, x)
+
+
+def _reduce_sum(ctx, out, x, axes):
+    lit = ctx.filled(x)
+    if lit is not None and type(x) is Var:
+        n = 1
+        for a in axes:
+            n *= x.aval.shape[a]
+        total = Literal(lit.val * n, lit.aval)
+        if out.shape == ():
+            return total
+        return P.broadcast_in_dim, [total], {"shape": out.shape, "broadcast_dimensions": ()}
+
+
+rewrites[P.add] = _add
+rewrites[P.sub] = _sub
+rewrites[P.mul] = _mul
+rewrites[P.div] = _div
+rewrites[P.pow_] = _pow
+rewrites[P.neg] = _neg
+rewrites[P.select] = _select
+rewrites[P.broadcast_in_dim] = _broadcast_in_dim
+rewrites[P.reshape] = _reshape
+rewrites[P.transpose] = _transpose
+rewrites[P.squeeze] = _squeeze
+rewrites[P.expand_dims] = _filled
+rewrites[P.slice_] = _slice
+rewrites[P.reduce_sum] = _reduce_sum
+rewrites[P.convert] = lambda ctx, out, x, new_dtype: x if x.aval == out else None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _fold(eqn_prim, ins, params, out: ShapedArray) -> Literal | None:
+    """Evaluate an equation whose inputs are all literals (rank-0 results only)."""
+    if out.shape != () or eqn_prim.multiple_results:
+        return None
+    args = [np.asarray(a.val) for a in ins]
+    (val,) = eval_eqn(eqn_prim, args, params, [out])
+    if out.dtype == "float32":
+        val = np.float32(val)
+    elif out.dtype == "float16":
+        val = np.float16(val)
+    return Literal(val.item(), out)
+
+
+_ELEMENTWISE_LITERAL_OK = frozenset(
+    p for p in P.PRIMITIVES.values() if p.family in ("binary", "compare")
+) | {P.select}
+
+
+def simplify(jaxpr: Jaxpr) -> Jaxpr:
+    """Apply the rewrites (and literal folding) in one forward pass."""
+    ctx = _Ctx()
+    env: dict = {}
+    eqns: list[Eqn] = []
+    changed = False
+
+    def sub(a):
+        return env.get(a, a) if type(a) is Var else a
+
+    for eqn in jaxpr.eqns:
+        prim, ins, params = eqn.prim, [sub(a) for a in eqn.inputs], eqn.params
+        outs = eqn.outputs
+        replacement = None
+        for _ in range(8):  # rewrite to a fixed point, bounded
+            if len(outs) == 1 and all(type(a) is Literal for a in ins) and ins:
+                replacement = _fold(prim, ins, params, outs[0].aval)
+                if replacement is not None:
+                    break
+            if prim in _ELEMENTWISE_LITERAL_OK:
+                ins = [_as_literal(ctx, a) for a in ins] if _literal_ok(ctx, ins, outs[0].aval) else ins  # fmt: skip
+            rule = rewrites.get(prim)
+            r = rule(ctx, outs[0].aval, *ins, **params) if rule is not None else None
+            if r is None:
+                break
+            if type(r) is not tuple:
+                replacement = r
+                break
+            prim, ins, params = r[0], r[1], Params(r[2])
+            changed = True
+        if replacement is not None:
+            env[outs[0]] = replacement
+            changed = True
+            continue
+        if prim is not eqn.prim or params is not eqn.params or any(a is not b for a, b in zip(ins, eqn.inputs)):  # fmt: skip
+            eqn = Eqn(prim, ins, params, outs)
+            changed = True
+        eqns.append(eqn)
+        for v in outs:
+            ctx.defs[v] = eqn
+    if not changed:
+        return jaxpr
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, eqns, [sub(a) for a in jaxpr.outvars])
+
+
+def _literal_ok(ctx, ins, out) -> bool:
+    """A filled operand may become a literal if another operand carries the full shape."""
+    full = [a for a in ins if ctx.filled(a) is None]
+    return any(a.aval.shape == out.shape for a in full) and len(full) < len(ins)
+
+
+def _as_literal(ctx, a):
+    lit = ctx.filled(a)
+    return lit if lit is not None and type(a) is Var else a
