@@ -1,6 +1,7 @@
 """autodiff: JAX-style composable function transforms for MLX."""
 
 from autodiff.api import grad, jvp, linearize, make_jaxpr, value_and_grad, vjp
+from autodiff.api_vmap import hessian, jacfwd, jacrev, vmap
 from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck
 from autodiff.tree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten

@@ -45,7 +45,7 @@ def _binary(prim):
  cosh, tanh, arcsinh, arccosh, arctanh, sigmoid, erf, erfinv, floor, ceil, round_) = map(_unary, P.UNARY_FLOAT)  # fmt: skip
 neg, abs_, sign, square, reciprocal = map(_unary, P.UNARY_NUMERIC)
 logical_not, stop_gradient = _unary(P.logical_not), _unary(P.stop_gradient)
-add, sub, mul, div, pow_, max_, min_, rem = map(_binary, P.BINARY_NUMERIC)
+add, mul, max_, min_, sub, div, pow_, rem = map(_binary, P.BINARY_NUMERIC)
 arctan2 = _binary(P.arctan2)
 eq, ne, lt, le, gt, ge = map(_binary, P.COMPARE)
 logical_and, logical_or = map(_binary, P.LOGICAL)

@@ -97,10 +97,11 @@ UNARY_NUMERIC = _family("unary", "neg abs sign square reciprocal", _unary(_is_nu
  sinh, cosh, tanh, arcsinh, arccosh, arctanh, sigmoid, erf, erfinv, floor, ceil, round_) = UNARY_FLOAT  # fmt: skip
 neg, abs_, sign, square, reciprocal = UNARY_NUMERIC
 
-BINARY_NUMERIC = _family(
-    "binary", "add sub mul div pow max min rem", _binary(_is_numeric, "numeric")
+# add/mul/max/min also take booleans (logical or/and, as in NumPy and JAX).
+BINARY_NUMERIC = _family("binary", "add mul max min", _binary(lambda d: True, "any")) + _family(
+    "binary", "sub div pow rem", _binary(_is_numeric, "numeric")
 )
-add, sub, mul, div, pow_, max_, min_, rem = BINARY_NUMERIC
+add, mul, max_, min_, sub, div, pow_, rem = BINARY_NUMERIC
 (arctan2,) = _family("binary", "arctan2", _binary(is_float, "floating-point"))
 COMPARE = _family("compare", "eq ne lt le gt ge", _binary(lambda d: True, "any", "bool"))
 eq, ne, lt, le, gt, ge = COMPARE

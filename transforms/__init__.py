@@ -6,10 +6,14 @@ This package imports only ``autodiff.ir``, ``autodiff.primitives``, the tracing 
 
 from __future__ import annotations
 
-from autodiff.ir import ClosedJaxpr, Jaxpr
+from autodiff.ir import ClosedJaxpr, Jaxpr, typecheck
 from transforms.cse import cse
 from transforms.dce import dce
 from transforms.simplify import simplify
+
+
+# Tests set this: every transform's output is then typechecked before and after optimisation.
+TYPECHECK = False
 
 
 def optimize_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
@@ -18,5 +22,9 @@ def optimize_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
 
 
 def optimize(closed: ClosedJaxpr) -> ClosedJaxpr:
+    if TYPECHECK:
+        typecheck(closed.jaxpr)
     jaxpr = optimize_jaxpr(closed.jaxpr)
+    if TYPECHECK:
+        typecheck(jaxpr)
     return closed if jaxpr is closed.jaxpr else ClosedJaxpr(jaxpr, closed.consts)

@@ -37,8 +37,7 @@ def ones_like(a, /):
 
 def full_like(a, fill_value, dtype=None):
     """``fill_value`` with ``a``'s shape (and dtype unless given)."""
-    dtype = dtype_name(dtype) if dtype is not None else aval_of(a).dtype
-    return full(aval_of(a).shape, fill_value, dtype)
+    return full(a.shape, fill_value, a.dtype if dtype is None else dtype)
 
 
 zeros, ones, arange, eye, identity, linspace, tri = mx.zeros, mx.ones, mx.arange, mx.eye, mx.identity, mx.linspace, mx.tri  # fmt: skip

@@ -65,7 +65,7 @@ def getitem(x, idx):
     full = []
     for i in idx:
         full.extend([slice(None)] * (len(shape) - consuming) if i is Ellipsis else [i])
-    full.extend([slice(None)] * (len(shape) + full.count(None) - len(full)))
+    full.extend([slice(None)] * (len(shape) + sum(1 for i in full if i is None) - len(full)))
     # None: insert the new axes first, then index them with full slices.
     new_axes = [k for k, i in enumerate(full) if i is None]
     x = lax.expand_dims(x, new_axes)

@@ -1,0 +1,176 @@
+"""``check_grads``: derivatives against float64 finite differences, as ``jax.test_util``.
+
+Everything is evaluated by the NumPy reference interpreter in float64 (the function, its JVP
+and its VJP are traced to jaxprs first), so float32 rounding never decides the result and the
+tolerances can be tight. Higher orders check the JVP and VJP functions themselves, recursively.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from autodiff.api import jvp, make_jaxpr, vjp
+from autodiff.interpret import interpret, to_numpy
+from autodiff.ir import is_float
+from autodiff.tracing import aval_of
+from autodiff.tree import tree_flatten, tree_unflatten
+
+DEFAULT_EPS = 1e-5
+DEFAULT_TOL = 1e-5
+
+
+def _eval64(fun: Callable, args: Sequence) -> list[np.ndarray]:
+    """``fun(*args)`` via its jaxpr, in float64; args may be float64 NumPy arrays."""
+    closed = make_jaxpr(fun)(*[_as_traceable(a) for a in args])
+    flat, _ = tree_flatten(list(args))
+    return interpret(closed, *flat)
+
+
+def _as_traceable(tree):
+    """Arguments for tracing: float64 NumPy leaves stand in with their float32 avals."""
+    leaves, treedef = tree_flatten(tree)
+    return tree_unflatten(treedef, [_Shaped(np.asarray(x)) if isinstance(x, (np.ndarray, np.generic)) else x for x in leaves])  # fmt: skip
+
+
+class _Shaped:
+    """A placeholder with a shape and dtype; tracing only needs the aval."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, x: np.ndarray):
+        self.shape = x.shape
+        self.dtype = "float32" if x.dtype.kind == "f" else str(x.dtype)
+
+
+def _leaves64(args):
+    leaves, treedef = tree_flatten(list(args))
+    return [to_numpy(x) for x in leaves], treedef
+
+
+def _random_like(leaves, rng):
+    return [
+        rng.standard_normal(x.shape) if x.dtype.kind == "f" else np.zeros(x.shape, x.dtype)
+        for x in leaves
+    ]  # fmt: skip
+
+
+def _inner(xs, ys) -> float:
+    return float(sum(np.sum(np.asarray(x, np.float64) * np.asarray(y, np.float64)) for x, y in zip(xs, ys) if np.asarray(x).dtype.kind == "f"))  # fmt: skip
+
+
+def _assert_close(actual, expected, atol, rtol, what):
+    for a, e in zip(actual, expected):
+        a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
+        if not np.allclose(a, e, atol=atol, rtol=rtol, equal_nan=True):
+            err = np.max(np.abs(a - e))
+            raise AssertionError(f"{what} mismatch (max abs error {err:.3g}, atol={atol}, rtol={rtol}):\n  got      {a}\n  expected {e}")  # fmt: skip
+
+
+def numerical_jvp(fun: Callable, args: Sequence, tangents: Sequence, eps: float = DEFAULT_EPS):
+    """Central differences of ``fun`` at ``args`` along ``tangents``, in float64."""
+    leaves, treedef = _leaves64(args)
+    plus = [np.asarray(x + eps * t) if x.dtype.kind == "f" else x for x, t in zip(leaves, tangents)]
+    minus = [np.asarray(x - eps * t) if x.dtype.kind == "f" else x for x, t in zip(leaves, tangents)]
+    rebuild = lambda ls: tree_unflatten(treedef, ls)
+    f_plus = _eval64(fun, rebuild(plus))
+    f_minus = _eval64(fun, rebuild(minus))
+    return [(p - m) / (2 * eps) if p.dtype.kind == "f" else np.zeros_like(p, np.float64) for p, m in zip(f_plus, f_minus)]  # fmt: skip
+
+
+def _split(fun, n):
+    """``fun`` taking (primals..., extras...) as one flat tuple of pytrees."""
+    return lambda *a: fun(a[:n], a[n:])
+
+
+def check_jvp(fun: Callable, args: Sequence, atol=DEFAULT_TOL, rtol=DEFAULT_TOL, eps=DEFAULT_EPS, rng=None):  # fmt: skip
+    """Check ``jvp(fun)`` against central differences along a random tangent."""
+    rng = rng or np.random.default_rng(0)
+    leaves, treedef = _leaves64(args)
+    tangents = _random_like(leaves, rng)
+    n = len(args)
+    t_tree = list(tree_unflatten(treedef, tangents))
+    auto = _eval64(_split(lambda p, t: jvp(fun, p, t)[1], n), list(args) + t_tree)
+    numeric = numerical_jvp(fun, args, tangents, eps)
+    _assert_close(auto, numeric, atol, rtol, f"JVP of {getattr(fun, '__name__', fun)}")
+    return t_tree
+
+
+def check_vjp(fun: Callable, args: Sequence, atol=DEFAULT_TOL, rtol=DEFAULT_TOL, eps=DEFAULT_EPS, rng=None):  # fmt: skip
+    """Check ``vjp(fun)`` against central differences: <vjp(u), v> == <u, J v>."""
+    rng = rng or np.random.default_rng(1)
+    leaves, treedef = _leaves64(args)
+    tangents = _random_like(leaves, rng)
+    outs = _eval64(fun, args)
+    cts = _random_like(outs, rng)
+    n = len(args)
+    struct = _out_structure(fun, args)
+    ct_tree = tree_unflatten(struct, [c.astype(np.float64) for c in cts])
+    auto = _eval64(_split(lambda p, ct: vjp(fun, *p)[1](ct[0]), n), list(args) + [ct_tree])
+    numeric = numerical_jvp(fun, args, tangents, eps)
+    lhs = _inner(auto, tangents)
+    rhs = _inner(numeric, cts)
+    scale = max(1.0, abs(lhs), abs(rhs))
+    if not abs(lhs - rhs) <= atol * scale + rtol * scale:
+        raise AssertionError(f"VJP of {getattr(fun, '__name__', fun)} fails the inner-product check: <vjp(u), v> = {lhs!r}, <u, J v> = {rhs!r}")  # fmt: skip
+    return ct_tree
+
+
+def _out_structure(fun, args):
+    struct = {}
+
+    def record(*a):
+        out = fun(*a)
+        struct["tree"] = tree_flatten(out)[1]
+        return out
+
+    make_jaxpr(record)(*[_as_traceable(a) for a in args])
+    return struct["tree"]
+
+
+def check_grads(fun: Callable, args: Sequence, order: int = 2, modes: Sequence[str] = ("fwd", "rev"), atol: float | None = None, rtol: float | None = None, eps: float | None = None):  # fmt: skip
+    """Check ``fun``'s derivatives up to ``order`` against float64 finite differences.
+
+    Like ``jax.test_util.check_grads``: "fwd" checks ``jvp`` against central differences,
+    "rev" checks ``vjp`` by the inner-product identity, and each order above one repeats the
+    checks on the JVP and VJP functions themselves. Everything runs through the NumPy
+    interpreter in float64.
+
+    Args:
+        fun: a function of arrays (or pytrees of arrays).
+        args: a tuple of arguments; integer leaves are held fixed.
+        order: the highest derivative order to check.
+        modes: "fwd", "rev" or both.
+        atol, rtol: tolerances (default 1e-5 each), eps: the finite-difference step (1e-5).
+
+    Raises:
+        AssertionError: naming the mode and the mismatch.
+
+    Example:
+        >>> from autodiff.testing import check_grads
+        >>> check_grads(lambda x: anp.sum(anp.tanh(x) ** 2), (mx.array([0.3, -1.2]),), order=3)
+    """
+    atol = DEFAULT_TOL if atol is None else atol
+    rtol = DEFAULT_TOL if rtol is None else rtol
+    eps = DEFAULT_EPS if eps is None else eps
+    args = tuple(args)
+    for x in tree_flatten(list(args))[0]:
+        aval_of(x)  # a clear TypeError for non-array leaves
+    rng = np.random.default_rng(0)
+
+    def recurse(f, a, order):
+        if "fwd" in modes:
+            t = check_jvp(f, a, atol, rtol, eps, rng)
+            if order > 1:
+                n = len(a)
+                recurse(_split(lambda p, tt: jvp(f, p, tt)[1], n), tuple(a) + tuple(t), order - 1)
+        if "rev" in modes:
+            ct = check_vjp(f, a, atol, rtol, eps, rng)
+            if order > 1:
+                n = len(a)
+                recurse(_split(lambda p, c: vjp(f, *p)[1](c[0]), n), tuple(a) + (ct,), order - 1)
+
+    if not any(is_float(aval_of(x).dtype) for x in tree_flatten(list(args))[0]):
+        raise TypeError("check_grads: no floating-point argument to differentiate")
+    recurse(fun, args, order)
