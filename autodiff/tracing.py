@@ -124,6 +124,8 @@ def aval_of(x: Any) -> ShapedArray:
         return x.aval
     if t is bool or t is int or t is float:
         return literal(x).aval
+    if isinstance(getattr(x, "aval", None), ShapedArray):  # e.g. transpose's UndefinedPrimal
+        return x.aval
     try:
         return ShapedArray(tuple(x.shape), _dtype_name(x.dtype))
     except AttributeError:

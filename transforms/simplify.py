@@ -217,7 +217,7 @@ def simplify(jaxpr: Jaxpr) -> Jaxpr:
                 if replacement is not None:
                     break
             if prim in _ELEMENTWISE_LITERAL_OK:
-                ins = [_as_literal(ctx, a) for a in ins] if _literal_ok(ctx, ins, outs[0].aval) else ins  # fmt: skip
+                ins = _literalize(ctx, prim, ins, outs[0].aval)
             rule = rewrites.get(prim)
             r = rule(ctx, outs[0].aval, *ins, **params) if rule is not None else None
             if r is None:
@@ -242,12 +242,18 @@ def simplify(jaxpr: Jaxpr) -> Jaxpr:
     return Jaxpr(jaxpr.constvars, jaxpr.invars, eqns, [sub(a) for a in jaxpr.outvars])
 
 
-def _literal_ok(ctx, ins, out) -> bool:
-    """A filled operand may become a literal if another operand carries the full shape."""
-    full = [a for a in ins if ctx.filled(a) is None]
-    return any(a.aval.shape == out.shape for a in full) and len(full) < len(ins)
-
-
-def _as_literal(ctx, a):
-    lit = ctx.filled(a)
-    return lit if lit is not None and type(a) is Var else a
+def _literalize(ctx, prim, ins, out):
+    """Filled operands of an elementwise op become rank-0 literals, as long as one value
+    operand keeps the output's full shape (a select's predicate may always be rank 0)."""
+    values = [1, 2] if prim is P.select else list(range(len(ins)))
+    keep_one = not any(ctx.filled(ins[i]) is None and ins[i].aval.shape == out.shape for i in values)  # fmt: skip
+    new = list(ins)
+    for i in range(len(ins)):
+        lit = ctx.filled(ins[i])
+        if lit is None or type(ins[i]) is not Var:
+            continue
+        if keep_one and i in values:
+            keep_one = False
+            continue
+        new[i] = lit
+    return new

@@ -25,7 +25,7 @@ def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: in
     return st.lists(st.integers(min_side, max_side), min_size=min_dims, max_size=max_dims).map(tuple)  # fmt: skip
 
 
-def arrays(shape: Sequence[int] | st.SearchStrategy | None = None, dtype=mx.float32, low: float = -3.0, high: float = 3.0, away_from: Sequence[float] = (), margin: float = 0.05) -> st.SearchStrategy:  # fmt: skip
+def arrays(shape: Sequence[int] | st.SearchStrategy | None = None, dtype=mx.float32, low: float = -3.0, high: float = 3.0, away_from: Sequence[float] = (), margin: float = 0.05, salt: int = 0) -> st.SearchStrategy:  # fmt: skip
     """mx.arrays with values in ``[low, high]``.
 
     Args:
@@ -34,13 +34,15 @@ def arrays(shape: Sequence[int] | st.SearchStrategy | None = None, dtype=mx.floa
         low, high: the domain.
         away_from: points (kinks, poles) to keep at least ``margin`` away from, so finite
             differences do not straddle them.
+        salt: mixed into the random seed, so that two strategies with different salts do
+            not draw equal arrays from equal seeds (hypothesis shrinks seeds towards 0).
     """
     shape_st = shapes() if shape is None else shape if isinstance(shape, st.SearchStrategy) else st.just(tuple(shape))  # fmt: skip
     is_int = dtype in (mx.int32, mx.int64, mx.uint32, mx.int8, mx.int16, mx.uint8)
 
     def build(shape_and_seed):
         shape, seed = shape_and_seed
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng([seed, salt])
         if is_int:
             return mx.array(rng.integers(int(low), int(high) + 1, size=shape).astype(np.int32)).astype(dtype)  # fmt: skip
         x = rng.uniform(low, high, size=shape)
