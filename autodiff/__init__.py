@@ -1,6 +1,6 @@
 """autodiff: JAX-style composable function transforms for MLX."""
 
-from autodiff.api import grad, jvp, linearize, make_jaxpr, value_and_grad, vjp
+from autodiff.api import eval_jaxpr, grad, jvp, linearize, make_jaxpr, value_and_grad, vjp
 from autodiff.api_vmap import hessian, jacfwd, jacrev, vmap
 from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck

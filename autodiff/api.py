@@ -171,7 +171,7 @@ def _build_vjp(traced: Traced, diff: Sequence[bool], name: str) -> _VJP:
     return _VJP(Program(known, f"{name}_fwd"), Program(bwd, f"{name}_bwd"), out_nz, n_res)
 
 
-def _build_value_and_grad(traced: Traced, diff: Sequence[bool], name: str) -> Program:
+def _build_value_and_grad(traced: Traced, diff: Sequence[bool], name: str, with_value: bool) -> Program:  # fmt: skip
     known, linear, out_nz, n_res = _linearize(traced.closed, traced.n_consts, diff)
     n_outs = len(out_nz)
     k = sum(diff)
@@ -187,7 +187,7 @@ def _build_value_and_grad(traced: Traced, diff: Sequence[bool], name: str) -> Pr
             grads = [Zero(a) for a in _diff_avals(traced, diff)]
         grads = [lax.zeros_like_aval(g.aval) if type(g) is Zero else g for g in grads]
         assert len(grads) == k
-        return list(outs) + grads, None
+        return list(outs if with_value else outs[1:]) + grads, None
 
     program, _ = trace_flat(fun, traced.closed.in_avals, name, "value_and_grad")
     return Program(optimize(program), name)
@@ -226,24 +226,19 @@ def _check_scalar_output(traced: Traced, fun, transform):
         )
 
 
-def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, allow_int: bool = False) -> Callable:  # fmt: skip
-    """Like :func:`grad`, but returns ``(value, gradient)`` (``((value, aux), gradient)`` with
-    ``has_aux``), computed in one program.
-
-    Example:
-        >>> loss, grads = ad.value_and_grad(loss_fn)(params, x, y)
-    """
-
+def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool):
     @functools.wraps(fun)
     def value_and_grad_f(*args, **kwargs):
         nums = _argnums(argnums, len(args), "grad", fun)
         traced = trace_fun(fun, args, kwargs, nums, "grad", has_aux)
         _check_scalar_output(traced, fun, "grad")
         diff = _check_diff_inputs(traced, "grad", fun, allow_int)
-        name = fun_name(fun)
-        key = ("value_and_grad", tuple(diff), traced.n_consts, traced.n_out, traced.key)
-        program = cached(key, lambda: _build_value_and_grad(traced, diff, f"grad_{name}"))
+        name = f"grad_{fun_name(fun)}"
+        key = ("grad", with_value, tuple(diff), traced.n_consts, traced.n_out, traced.key)
+        program = cached(key, lambda: _build_value_and_grad(traced, diff, name, with_value))
         results = program(*traced.run_args)
+        if not with_value:
+            results = [None] + results
         n_all = len(traced.closed.out_avals)
         value, aux = results[0], results[1:n_all]
         grads = tree_unflatten(traced.in_tree, _fill_grads(traced, diff, results[n_all:]))
@@ -253,6 +248,16 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
         return value, g
 
     return value_and_grad_f
+
+
+def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, allow_int: bool = False) -> Callable:  # fmt: skip
+    """Like :func:`grad`, but returns ``(value, gradient)`` (``((value, aux), gradient)`` with
+    ``has_aux``), computed in one program.
+
+    Example:
+        >>> loss, grads = ad.value_and_grad(loss_fn)(params, x, y)
+    """
+    return _value_and_grad(fun, argnums, has_aux, allow_int, with_value=True)
 
 
 def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, allow_int: bool = False) -> Callable:  # fmt: skip
@@ -274,7 +279,7 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
         >>> df = ad.grad(lambda x: anp.sin(x) ** 3 * anp.exp(x))
         >>> ad.grad(ad.grad(df))(mx.array(0.5))  # third derivative
     """
-    vg = value_and_grad(fun, argnums, has_aux, allow_int)
+    vg = _value_and_grad(fun, argnums, has_aux, allow_int, with_value=False)
 
     @functools.wraps(fun)
     def grad_f(*args, **kwargs):
@@ -449,3 +454,21 @@ def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Calla
         return closed
 
     return make_jaxpr_f
+
+
+def eval_jaxpr(closed: ClosedJaxpr, *args) -> list:
+    """Evaluate a jaxpr (from :func:`make_jaxpr`) on arguments; returns the list of outputs.
+
+    On concrete arrays it is lowered to MLX and run; on traced values it is inlined, so it can
+    be differentiated, batched and jitted like any other code.
+
+    Example:
+        >>> closed = ad.make_jaxpr(f)(x)
+        >>> ad.grad(lambda x: ad.eval_jaxpr(closed, x)[0])(x)
+    """
+    if len(args) != len(closed.jaxpr.invars):
+        raise TypeError(f"eval_jaxpr: the jaxpr takes {len(closed.jaxpr.invars)} arguments, got {len(args)}")  # fmt: skip
+    for a, v in zip(args, closed.jaxpr.invars):
+        if aval_of(a) != v.aval:
+            raise TypeError(f"eval_jaxpr: argument of type {aval_of(a).str_short()} for an input of type {v.aval.str_short()}")  # fmt: skip
+    return Program(closed, "eval_jaxpr")(*args)

@@ -216,6 +216,13 @@ def simplify(jaxpr: Jaxpr) -> Jaxpr:
                 replacement = _fold(prim, ins, params, outs[0].aval)
                 if replacement is not None:
                     break
+            if prim in P.ELEMENTWISE and ins and all(ctx.filled(a) is not None for a in ins):
+                # filled op filled -> filled: fold the scalars, broadcast the result
+                out = outs[0].aval
+                lit = _fold(prim, [ctx.filled(a) for a in ins], params, out.update(shape=()))
+                prim, ins, params = P.broadcast_in_dim, [lit], Params(shape=out.shape, broadcast_dimensions=())  # fmt: skip
+                changed = True
+                continue
             if prim in _ELEMENTWISE_LITERAL_OK:
                 ins = _literalize(ctx, prim, ins, outs[0].aval)
             rule = rewrites.get(prim)
