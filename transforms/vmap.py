@@ -227,7 +227,12 @@ def vmap_eval(closed: ClosedJaxpr, args: Sequence, dims: Sequence[int | None], s
 def move_out(x, d: int | None, target: int | None, size: int):
     """Put an output's batch axis at ``target`` (broadcasting an unbatched output)."""
     if target is None:
-        assert d is None
+        if d is not None:
+            raise ValueError(
+                "[vmap] an output depends on the mapped inputs, but its out_axes is None; use "
+                "an int out_axes for it (None is only for outputs that are the same for every "
+                "element of the batch)"
+            )
         return x
     if d is None:
         x = to_front(x, None, size)
