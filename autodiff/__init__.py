@@ -2,6 +2,8 @@
 
 from autodiff.api import eval_jaxpr, grad, jvp, linearize, make_jaxpr, value_and_grad, vjp
 from autodiff.api_vmap import hessian, jacfwd, jacrev, vmap
+from autodiff.jit import clear_caches, jit
+from autodiff.program import config
 from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck
 from autodiff.tree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten

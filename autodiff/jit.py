@@ -1,0 +1,129 @@
+"""``jit``: trace once per input signature, then run the lowered, ``mx.compile``d program."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Hashable, Sequence
+
+from autodiff.api import _leaf_aval, _leaf_value, fun_name
+from autodiff.errors import TransformError
+from autodiff.ir import ClosedJaxpr
+from autodiff.lower_mlx import Lowered
+from autodiff.program import LRUCache, Program, config, transform_cache
+from autodiff.tracing import Tracer, aval_of, trace_flat
+from autodiff.tree import tree_flatten, tree_unflatten
+from transforms import optimize
+
+jit_cache = LRUCache(config.cache_size)
+
+
+class _Entry:
+    __slots__ = ("program", "out_tree")
+
+    def __init__(self, program: Program, out_tree):
+        self.program, self.out_tree = program, out_tree
+
+
+def _normalise_static(static_argnums, static_argnames):
+    nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+    return nums, names
+
+
+class Jitted:
+    """The result of :func:`jit`: call it like the function; ``.lower(*args)`` shows the
+    program it runs."""
+
+    def __init__(self, fun: Callable, static_argnums, static_argnames):
+        self.fun = fun
+        self.static_argnums, self.static_argnames = _normalise_static(static_argnums, static_argnames)  # fmt: skip
+        functools.update_wrapper(self, fun)
+
+    def _split(self, args, kwargs):
+        n = len(args)
+        static = set()
+        for i in self.static_argnums:
+            if not -n <= i < n:
+                raise TransformError(f"[jit] static_argnums={self.static_argnums} is out of range for `{fun_name(self.fun)}` called with {n} positional arguments")  # fmt: skip
+            static.add(i % n)
+        static_vals = tuple((i, args[i]) for i in sorted(static))
+        static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
+        dyn_args = [a for i, a in enumerate(args) if i not in static]
+        dyn_kw = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        try:
+            hash((static_vals, static_kw))
+        except TypeError:
+            raise TransformError(f"[jit] static arguments of `{fun_name(self.fun)}` must be hashable; got {static_vals + static_kw}")  # fmt: skip
+        return static, static_vals, static_kw, dyn_args, dyn_kw
+
+    def _trace(self, args, kwargs, static, dyn_leaves, in_tree):
+        name = fun_name(self.fun)
+
+        def flat_fun(*tracers):
+            dyn_args, dyn_kw = tree_unflatten(in_tree, tracers)
+            it = iter(dyn_args)
+            full = [a if i in static else next(it) for i, a in enumerate(args)]
+            kw = {k: v for k, v in kwargs.items() if k in self.static_argnames}
+            kw.update(dyn_kw)
+            out_leaves, out_tree = tree_flatten(self.fun(*full, **kw))
+            return out_leaves, out_tree
+
+        avals = [_leaf_aval(x, name, "jit") for x in dyn_leaves]
+        closed, out_tree = trace_flat(flat_fun, avals, name, "jit")
+        return optimize(closed), out_tree
+
+    def _entry(self, args, kwargs) -> tuple[_Entry, list, bool]:
+        static, static_vals, static_kw, dyn_args, dyn_kw = self._split(args, kwargs)
+        leaves, in_tree = tree_flatten((dyn_args, dyn_kw))
+        key: Hashable = (self.fun, in_tree, tuple(aval_of(x) for x in leaves), static_vals, static_kw)  # fmt: skip
+        entry = jit_cache.get(key)
+        if entry is None:
+            closed, out_tree = self._trace(args, kwargs, static, leaves, in_tree)
+            entry = _Entry(Program(closed, fun_name(self.fun), eager_compile=True), out_tree)
+            # A trace that captured values of an enclosing trace is valid only there.
+            if not any(type(c) is Tracer for c in closed.consts):
+                jit_cache.put(key, entry)
+        return entry, leaves
+
+    def __call__(self, *args, **kwargs):
+        entry, leaves = self._entry(args, kwargs)
+        outs = entry.program(*[x if type(x) is Tracer else _leaf_value(x) for x in leaves])
+        return tree_unflatten(entry.out_tree, outs)
+
+    def lower(self, *args, **kwargs) -> Lowered:
+        """The MLX program for these arguments; ``.as_text()`` is its Python source."""
+        entry, _ = self._entry(args, kwargs)
+        return entry.program.lowered
+
+    def trace(self, *args, **kwargs) -> ClosedJaxpr:
+        """The optimised jaxpr run for these arguments."""
+        return self._entry(args, kwargs)[0].program.closed
+
+
+def jit(fun: Callable, static_argnums: int | Sequence[int] = (), static_argnames: str | Sequence[str] = ()) -> Jitted:  # fmt: skip
+    """Compile ``fun``: trace it once per input signature, optimise the jaxpr, lower it to MLX
+    and ``mx.compile`` it. Later calls with the same tree structure, shapes and dtypes (and
+    equal static arguments) skip tracing entirely.
+
+    As with ``jax.jit`` and ``mx.compile``, arrays the function closes over are constants of
+    the compiled program: their values at the first call are baked in. Pass arrays that change
+    as arguments. Arguments in ``static_argnums``/``static_argnames`` are Python values (ints,
+    strings, tuples...): they must be hashable and each new value retraces.
+
+    Composes with every transform: ``jit(grad(f))`` compiles the gradient program,
+    ``grad(jit(f))`` differentiates through it.
+
+    Example:
+        >>> step = ad.jit(ad.value_and_grad(loss))
+        >>> loss_value, grads = step(params, x, y)
+        >>> print(step.lower(params, x, y).as_text())
+    """
+    return Jitted(fun, static_argnums, static_argnames)
+
+
+def clear_caches() -> None:
+    """Empty the jit cache and the structural cache of transformed programs."""
+    jit_cache.clear()
+    transform_cache.clear()
+
+
