@@ -126,17 +126,13 @@ lowerings[P.cumsum] = lambda a, ins, outs, axis, reverse: f"mx.cumsum({a[0]}, ax
 
 
 def _dot_general(args, ins, outs, dimension_numbers):
+    """mx.matmul on operands brought to (batch.., M, K) @ (batch.., K, N), with transposes and
+    reshapes emitted only where the layout needs them."""
     (xc, yc), (xb, yb) = dimension_numbers
     (x, y), (xa, ya) = args, ins
-    nb = len(xb)
-    batch = tuple(range(nb))
-    if xb == batch and yb == batch and len(xc) == 1 and xc[0] == xa.ndim - 1:
-        # mx.matmul's own layouts: (B.., m, k) @ (B.., k, n) and (.., k) @ (k[, n]).
-        if (ya.ndim == nb + 2 and yc[0] == nb and xa.ndim == nb + 2) or (nb == 0 and ya.ndim <= 2 and yc[0] == 0):  # fmt: skip
-            return f"mx.matmul({x}, {y})"
-    # General case: transpose to (batch, free, contract) @ (batch, contract, free).
-    x_free = [i for i in range(xa.ndim) if i not in xc + xb]
-    y_free = [i for i in range(ya.ndim) if i not in yc + yb]
+    x_free = tuple(i for i in range(xa.ndim) if i not in xc + xb)
+    y_free = tuple(i for i in range(ya.ndim) if i not in yc + yb)
+    batch = tuple(xa.shape[d] for d in xb)
 
     def size(a, dims):
         n = 1
@@ -144,12 +140,18 @@ def _dot_general(args, ins, outs, dimension_numbers):
             n *= a.shape[d]
         return n
 
-    bshape = tuple(xa.shape[d] for d in xb)
-    xt = f"mx.transpose({x}, {tuple(xb) + tuple(x_free) + tuple(xc)})"
-    yt = f"mx.transpose({y}, {tuple(yb) + tuple(yc) + tuple(y_free)})"
-    x3 = f"mx.reshape({xt}, {bshape + (size(xa, x_free), size(xa, xc))})"
-    y3 = f"mx.reshape({yt}, {bshape + (size(ya, yc), size(ya, y_free))})"
-    return f"mx.reshape(mx.matmul({x3}, {y3}), {outs[0].shape})"
+    def arrange(v, a, perm, shape):
+        if perm != tuple(range(a.ndim)):
+            v = f"mx.transpose({v}, {perm})"
+        if shape != tuple(a.shape[p] for p in perm):
+            v = f"mx.reshape({v}, {shape})"
+        return v
+
+    m, k, n = size(xa, x_free), size(xa, xc), size(ya, y_free)
+    x2 = arrange(x, xa, xb + x_free + xc, batch + (m, k))
+    y2 = arrange(y, ya, yb + yc + y_free, batch + (k, n))
+    out = f"mx.matmul({x2}, {y2})"
+    return out if outs[0].shape == batch + (m, n) else f"mx.reshape({out}, {outs[0].shape})"
 
 
 lowerings[P.dot_general] = _dot_general

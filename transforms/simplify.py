@@ -68,6 +68,13 @@ def _mul(ctx, out, x, y):
             return a
         if ctx.is_const(b, -1) and _same_shape(a, out):
             return P.neg, [a], {}
+        if type(b) is Literal and type(a) is Var and is_float(out.dtype):
+            scaled = _scaled(ctx, a)
+            if scaled is not None:  # (y * c1) * c2 = y * (c1 * c2)
+                return P.mul, [scaled[0], Literal(scaled[1].val * b.val, b.aval)], {}
+            d = ctx.producer(a, P.neg)
+            if d is not None:  # (-y) * c = y * -c
+                return P.mul, [d.inputs[0], Literal(-b.val, b.aval)], {}
 
 
 def _div(ctx, out, x, y):
@@ -88,6 +95,22 @@ def _neg(ctx, out, x):
     d = ctx.producer(x, P.neg)
     if d is not None:
         return d.inputs[0]
+    scaled = _scaled(ctx, x)
+    if scaled is not None:  # -(y * c) = y * -c
+        y, c = scaled
+        return P.mul, [y, Literal(-c.val, c.aval)], {}
+
+
+def _scaled(ctx, x):
+    """``(y, c)`` if ``x = y * c`` for a literal ``c``, else None."""
+    d = ctx.producer(x, P.mul)
+    if d is not None:
+        a, b = d.inputs
+        if type(b) is Literal and type(a) is Var:
+            return a, b
+        if type(a) is Literal and type(b) is Var:
+            return b, a
+    return None
 
 
 def _select(ctx, out, p, x, y):
@@ -116,13 +139,17 @@ def _filled(ctx, out, x, **_):
         return P.broadcast_in_dim, [lit], {"shape": out.shape, "broadcast_dimensions": ()}
 
 
-def _reshape(ctx, out, x, new_sizes):
+_RESHAPES = (P.reshape, P.squeeze, P.expand_dims)
+
+
+def _reshape(ctx, out, x, **_):
+    """Chains of reshape/squeeze/expand_dims are one reshape (or none)."""
     d = ctx.defs.get(x) if type(x) is Var else None
-    if d is not None and d.prim in (P.reshape, P.squeeze, P.expand_dims):
+    if d is not None and d.prim in _RESHAPES:
         inner = d.inputs[0]
-        if inner.aval.shape == new_sizes:
+        if inner.aval.shape == out.shape:
             return inner
-        return P.reshape, [inner], {"new_sizes": new_sizes}
+        return P.reshape, [inner], {"new_sizes": out.shape}
     return _filled(ctx, out, x)
 
 
@@ -133,13 +160,6 @@ def _transpose(ctx, out, x, permutation):
     if d is not None:
         inner = d.params["permutation"]
         return P.transpose, [d.inputs[0]], {"permutation": tuple(inner[p] for p in permutation)}
-    return _filled(ctx, out, x)
-
-
-def _squeeze(ctx, out, x, dimensions):
-    d = ctx.producer(x, P.expand_dims)
-    if d is not None and d.params["dimensions"] == dimensions:
-        return d.inputs[0]
     return _filled(ctx, out, x)
 
 
@@ -169,8 +189,8 @@ rewrites[P.select] = _select
 rewrites[P.broadcast_in_dim] = _broadcast_in_dim
 rewrites[P.reshape] = _reshape
 rewrites[P.transpose] = _transpose
-rewrites[P.squeeze] = _squeeze
-rewrites[P.expand_dims] = _filled
+rewrites[P.squeeze] = _reshape
+rewrites[P.expand_dims] = _reshape
 rewrites[P.slice_] = _slice
 rewrites[P.reduce_sum] = _reduce_sum
 rewrites[P.convert] = lambda ctx, out, x, new_dtype: x if x.aval == out else None

@@ -146,20 +146,25 @@ def _dot_general_t(ct, x, y, dimension_numbers):
 
 
 def _dot_transpose_operand(ct, other, aval, c, oc, b, ob, nb, lhs):
-    """Cotangent of one dot_general operand (``c``/``b`` its dims, ``oc``/``ob`` the other's)."""
+    """Cotangent of one dot_general operand (``c``/``b`` its dims, ``oc``/``ob`` the other's):
+    ``ct`` contracted with ``other`` over the other's free dims, in whichever operand order
+    gives the operand's own layout without a transpose (``ct @ y.T`` and ``x.T @ ct``)."""
     ndim, ondim = len(aval.shape), len(aval_of(other).shape)
     free = [i for i in range(ndim) if i not in c + b]
     ofree = [i for i in range(ondim) if i not in oc + ob]
     # ct's layout is (batch, lhs free, rhs free).
-    ct_free_other = (
-        list(range(nb + len(free), nb + len(free) + len(ofree))) if lhs
-        else list(range(nb, nb + len(ofree)))
-    )  # fmt: skip
-    dims = ((tuple(ct_free_other), tuple(ofree)), (tuple(range(nb)), tuple(ob)))
-    r = L.dot_general(ct, other, dims)  # (batch, self free, other's remaining = oc sorted)
-    axes_of_r = list(b) + free + [c[oc.index(d)] for d in sorted(oc)]
-    perm = sorted(range(ndim), key=lambda i: axes_of_r[i])
-    return L.transpose(r, perm)
+    start = nb + len(free) if lhs else nb
+    ct_other = tuple(range(start, start + len(ofree)))
+    rest = [c[oc.index(d)] for d in sorted(oc)]  # self's contracted dims, in other's order
+    ct_first = list(b) + free + rest
+    other_first = list(b) + rest + free
+    if other_first == sorted(other_first) and ct_first != sorted(ct_first):
+        r = L.dot_general(other, ct, ((tuple(ofree), ct_other), (tuple(ob), tuple(range(nb)))))
+        axes_of_r = other_first
+    else:
+        r = L.dot_general(ct, other, ((ct_other, tuple(ofree)), (tuple(range(nb)), tuple(ob))))
+        axes_of_r = ct_first
+    return L.transpose(r, sorted(range(ndim), key=lambda i: axes_of_r[i]))
 
 
 transpose_rules[P.add] = _add_t
