@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import Callable, Hashable, Sequence
+
+import mlx.core as mx
+import optree
 
 from autodiff.api import _leaf_aval, _leaf_value, fun_name
 from autodiff.errors import TransformError
@@ -11,17 +15,28 @@ from autodiff.ir import ClosedJaxpr
 from autodiff.lower_mlx import Lowered
 from autodiff.program import LRUCache, Program, config, transform_cache
 from autodiff.tracing import Tracer, aval_of, trace_flat
-from autodiff.tree import tree_flatten, tree_unflatten
+from autodiff.tree import NAMESPACE, tree_flatten, tree_unflatten
 from transforms import optimize
 
 jit_cache = LRUCache(config.cache_size)
+_all_jitted: weakref.WeakSet = weakref.WeakSet()
 
 
 class _Entry:
-    __slots__ = ("program", "out_tree")
+    __slots__ = ("program", "out_tree", "fn", "consts", "single")
 
     def __init__(self, program: Program, out_tree):
         self.program, self.out_tree = program, out_tree
+        self.fn = None  # the compiled callable, once the entry has run on concrete arrays
+        self.consts = program.closed.consts
+        self.single = out_tree.num_nodes == 1 and out_tree.num_leaves == 1
+
+
+_MxArray = mx.array
+
+
+class _TreeChanged(Exception):
+    """The output tree differs between input signatures: the direct path cannot serve it."""
 
 
 def _normalise_static(static_argnums, static_argnames):
@@ -37,7 +52,23 @@ class Jitted:
     def __init__(self, fun: Callable, static_argnums, static_argnames):
         self.fun = fun
         self.static_argnums, self.static_argnames = _normalise_static(static_argnums, static_argnames)  # fmt: skip
+        # Fast path for the common call: positional array arguments, no static ones. Keyed by
+        # (tree, shapes, dtypes) of the mx.array leaves; bounded and cleared with the caches.
+        self._fast: dict = {}
+        self._fast_ok = not self.static_argnums and not self.static_argnames
+        # Fastest path, for calls with mx.array arguments only: one mx.compile'd dispatcher,
+        # so MLX itself selects the program by input shapes and Python is not involved.
+        self._direct = None
+        self._direct_tree = None
+        _all_jitted.add(self)
         functools.update_wrapper(self, fun)
+
+    def _dispatch(self, *arrays):
+        """Traced by mx.compile once per input signature: runs our program for it."""
+        entry, _ = self._entry(arrays, {})
+        if entry.out_tree != self._direct_tree:
+            raise _TreeChanged
+        return list(entry.program.lowered.fn(*entry.consts, *arrays))
 
     def _split(self, args, kwargs):
         n = len(args)
@@ -86,6 +117,48 @@ class Jitted:
         return entry, leaves
 
     def __call__(self, *args, **kwargs):
+        direct = self._direct
+        if direct is not None and not kwargs:
+            for a in args:
+                if type(a) is not _MxArray:
+                    break
+            else:
+                try:
+                    outs = direct(*args)
+                except _TreeChanged:
+                    self._direct = None
+                else:
+                    return outs[0] if self._direct_single else tree_unflatten(self._direct_tree, outs)  # fmt: skip
+        if self._fast_ok and not kwargs:
+            # Signature: shapes and dtypes of the array leaves (and the tree, unless the
+            # arguments are all arrays already), checked without building avals.
+            flat = all(type(a) is mx.array for a in args)
+            if flat:
+                leaves, sig = args, [len(args)]
+            else:
+                leaves, treedef = optree.tree_flatten(args, none_is_leaf=False, namespace=NAMESPACE)  # fmt: skip
+                sig = [treedef]
+            for x in leaves:
+                if type(x) is not mx.array:
+                    break
+                sig.append(x.shape)
+                sig.append(x.dtype)
+            else:
+                sig = tuple(sig)
+                entry = self._fast.get(sig)
+                if entry is not None:
+                    outs = entry.fn(*entry.consts, *leaves)
+                    return outs[0] if entry.single else tree_unflatten(entry.out_tree, outs)
+                entry, leaves = self._entry(args, kwargs)
+                outs = entry.program(*leaves)
+                if entry.fn is None and entry.program._compiled is not None:
+                    entry.fn = entry.program._compiled
+                    if flat and self._direct_tree is None:
+                        self._direct_tree, self._direct_single = entry.out_tree, entry.single
+                        self._direct = mx.compile(self._dispatch)
+                if entry.fn is not None and len(self._fast) < config.cache_size:
+                    self._fast[sig] = entry
+                return tree_unflatten(entry.out_tree, outs)
         entry, leaves = self._entry(args, kwargs)
         outs = entry.program(*[x if type(x) is Tracer else _leaf_value(x) for x in leaves])
         return tree_unflatten(entry.out_tree, outs)
@@ -125,5 +198,8 @@ def clear_caches() -> None:
     """Empty the jit cache and the structural cache of transformed programs."""
     jit_cache.clear()
     transform_cache.clear()
+    for j in list(_all_jitted):
+        j._fast.clear()
+        j._direct = j._direct_tree = None
 
 

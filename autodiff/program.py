@@ -92,21 +92,20 @@ def _materialize(x):
 def structural_key(closed: ClosedJaxpr) -> Hashable:
     """Primitives, params, avals and wiring of ``closed``; not its const values."""
     jaxpr = closed.jaxpr
-    ids: dict[Var, int] = {}
-    parts: list = []
-    for v in jaxpr.constvars:
-        ids[v] = len(ids)
-        parts.append(v.aval)
-    parts.append(None)
-    for v in jaxpr.invars:
+    ids: dict = {}
+    parts: list = [len(jaxpr.constvars)]
+    for v in jaxpr.constvars + jaxpr.invars:
         ids[v] = len(ids)
         parts.append(v.aval)
     for eqn in jaxpr.eqns:
-        ins = tuple(ids[a] if type(a) is Var else a.key() for a in eqn.inputs)
-        parts.append((eqn.prim, eqn.params, ins))
+        parts.append(eqn.prim)
+        parts.append(eqn.params)
+        for a in eqn.inputs:
+            parts.append(ids[a] if type(a) is Var else a.key())
         for v in eqn.outputs:
             ids[v] = len(ids)
-    parts.append(tuple(ids[a] if type(a) is Var else a.key() for a in jaxpr.outvars))
+    parts.append(None)
+    parts.extend(ids[a] if type(a) is Var else a.key() for a in jaxpr.outvars)
     return tuple(parts)
 
 

@@ -27,9 +27,16 @@ class _State(threading.local):
 
 _state = _State()
 
-# Callbacks run when the outermost trace of a thread starts and ends (autodiff.numpy uses them
-# to let ``mx.array`` operators defer to tracers only while tracing).
+# Callbacks run around an outermost trace, once a trace has failed because a concrete
+# ``mx.array`` met a tracer on the right of an operator (``W @ x``); autodiff.numpy uses them to
+# make mx.array's operators defer to tracers while tracing. Until a function needs that, traces
+# pay nothing for it: the failed trace is simply run again with the hooks.
 _outermost_hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
+_hooks_needed = False
+
+
+class MixedOperandError(ConcretizationError):
+    """An mlx.core function or mx.array operator received a tracer."""
 
 
 class Builder:
@@ -117,13 +124,16 @@ def literal(x, dtype: str | None = None) -> Literal:
     return Literal(x, ShapedArray((), dtype))
 
 
+_SCALAR_AVALS = {bool: ShapedArray((), "bool"), int: ShapedArray((), "int32"), float: ShapedArray((), "float32")}  # fmt: skip
+
+
 def aval_of(x: Any) -> ShapedArray:
     """The abstract value of a tracer, a concrete array or a Python scalar."""
     t = type(x)
     if t is Tracer or t is Literal:
         return x.aval
     if t is bool or t is int or t is float:
-        return literal(x).aval
+        return _SCALAR_AVALS[t]
     if isinstance(getattr(x, "aval", None), ShapedArray):  # e.g. transpose's UndefinedPrimal
         return x.aval
     try:
@@ -169,6 +179,12 @@ class Tracer:
             f"are abstract: only shapes and dtypes are known. {instead}"
         )
 
+    def _concrete_mixed(self, what: str, instead: str):
+        try:
+            self._concrete(what, instead)
+        except ConcretizationError as e:
+            raise MixedOperandError(str(e)) from None
+
     def __bool__(self):
         self._concrete(
             "Python control flow (`if`, `while`, `and`, `bool()`) on the value",
@@ -203,7 +219,7 @@ class Tracer:
         )
 
     def __mlx_array__(self):
-        self._concrete(
+        self._concrete_mixed(
             "Conversion to mx.array (an mlx.core function was called on it)",
             "Call the same function from `autodiff.numpy` (it mirrors mlx.core), which "
             "works on mx.arrays and traced values alike.",
@@ -238,12 +254,17 @@ def bind(prim, *args, **params):
     if not stack:
         raise RuntimeError(f"bind({prim.name}) outside of any trace")
     b = stack[-1]
-    atoms = [b.atom(a) for a in args]
+    # (the hot path of all tracing: tracers of this builder go straight to their variable)
+    atoms = [a.ir_var if type(a) is Tracer and a.builder is b else b.atom(a) for a in args]
     avals = prim.abstract_eval(*[a.aval for a in atoms], **params)
+    if not prim.multiple_results:
+        (aval,) = avals
+        v = Var(aval)
+        b.eqns.append(Eqn(prim, atoms, Params(params), [v]))
+        return Tracer(aval, b, v)
     outs = [Var(a) for a in avals]
     b.eqns.append(Eqn(prim, atoms, Params(params), outs))
-    tracers = [Tracer(v.aval, b, v) for v in outs]
-    return tracers if prim.multiple_results else tracers[0]
+    return [Tracer(v.aval, b, v) for v in outs]
 
 
 def trace_flat(
@@ -254,11 +275,28 @@ def trace_flat(
     ``fun`` returns ``(flat_outputs, extra)``; ``extra`` is passed through (the API layer uses
     it for output tree structure and aux data).
     """
+    global _hooks_needed
+    if _state.stack or not _outermost_hooks:
+        return _trace(fun, in_avals, fun_name, transform)
+    if not _hooks_needed:
+        try:
+            return _trace(fun, in_avals, fun_name, transform)
+        except (MixedOperandError, TypeError) as e:
+            if not (isinstance(e, MixedOperandError) or "Tracer" in str(e)):
+                raise
+            _hooks_needed = True  # from now on every outermost trace installs the hooks
+    for enter, _ in _outermost_hooks:
+        enter()
+    try:
+        return _trace(fun, in_avals, fun_name, transform)
+    finally:
+        for _, leave in _outermost_hooks:
+            leave()
+
+
+def _trace(fun, in_avals, fun_name, transform):
     stack = _state.stack
     b = Builder(stack[-1] if stack else None, fun_name, transform)
-    if not stack:
-        for enter, _ in _outermost_hooks:
-            enter()
     stack.append(b)
     try:
         tracers = [b.new_input(a) for a in in_avals]
@@ -267,9 +305,6 @@ def trace_flat(
     finally:
         stack.pop()
         b.alive = False
-        if not stack:
-            for _, leave in _outermost_hooks:
-                leave()
     return closed, extra
 
 

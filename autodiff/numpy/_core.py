@@ -37,7 +37,7 @@ def mirror(mx_fn):
     def deco(traced):
         @functools.wraps(traced)
         def f(*args, **kwargs):
-            if _has_tracer(args) or _has_tracer(kwargs.values()):
+            if _has_tracer(args) or (kwargs and _has_tracer(kwargs.values())):
                 return traced(*args, **kwargs)
             return mx_fn(*args, **kwargs)
 
@@ -131,6 +131,10 @@ def astype(x, dtype: str):
 
 def promote(*args, dtype: str | None = None, shape: Sequence[int] | None = None) -> list:
     """Convert ``args`` to one dtype and (broadcast) shape; Python scalars stay literals."""
+    if dtype is None and shape is None and type(args[0]) is Tracer:
+        aval = args[0].aval  # fast path: tracers that already agree
+        if all(type(a) is Tracer and a.aval == aval for a in args):
+            return list(args)
     dtype = dtype or result_type(*args)
     if shape is None:
         shape = broadcast_shapes(*[aval_of(a).shape for a in args if type(a) not in _SCALARS])

@@ -1,0 +1,58 @@
+"""Timing: contenders of one workload are timed side by side in one process, interleaved
+(each round visits every contender in a rotated order), and the median per-call time over the
+rounds is reported."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import mlx.core as mx
+
+
+def _block(out):
+    """Wait for a result: mx.eval for MLX arrays, block_until_ready for JAX arrays."""
+    leaves = out if isinstance(out, (list, tuple)) else [out]
+    flat = []
+    for x in leaves:
+        if isinstance(x, dict):
+            flat.extend(x.values())
+        elif isinstance(x, (list, tuple)):
+            flat.extend(x)
+        else:
+            flat.append(x)
+    mx_arrays = [x for x in flat if isinstance(x, mx.array)]
+    if mx_arrays:
+        mx.eval(mx_arrays)
+    for x in flat:
+        if hasattr(x, "block_until_ready"):
+            x.block_until_ready()
+
+
+def run(fn: Callable[[], object]) -> object:
+    out = fn()
+    _block(out)
+    return out
+
+
+def time_contenders(contenders: dict[str, Callable[[], object]], rounds: int, target_s: float) -> dict[str, float]:  # fmt: skip
+    """Median seconds per call of each contender."""
+    per_call = {name: [] for name in contenders}
+    iters = {}
+    for name, fn in contenders.items():  # warm up (compiles) and size the batches
+        run(fn)
+        t = time.perf_counter()
+        run(fn)
+        one = max(time.perf_counter() - t, 1e-7)
+        iters[name] = max(1, min(5000, int(target_s / one)))
+    names = list(contenders)
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            fn, n = contenders[name], iters[name]
+            t = time.perf_counter()
+            for _ in range(n):
+                _block(fn())
+            per_call[name].append((time.perf_counter() - t) / n)
+    return {name: statistics.median(ts) for name, ts in per_call.items()}

@@ -1,0 +1,88 @@
+"""Markdown table and PNG plots of a benchmark run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+COLUMNS = ["mx.grad", "ad.grad", "mx.compile(mx.grad)", "ad.jit(ad.grad)", "jax.jit(jax.grad)"]
+
+
+def _fmt_time(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def write_markdown(report: dict, path: Path) -> str:
+    cols = [c for c in COLUMNS if any(c in w["times_s"] for w in report["workloads"])]
+    lines = [
+        f"Machine: {report['machine']}. Command: `{report['command']}`. Median of "
+        f"{report['rounds']} interleaved rounds per workload.",
+        "",
+        "| workload | " + " | ".join(cols) + " | ad.grad / mx.grad | ad.jit / mx.compile | eqns (ours) | eqns (JAX) |",  # fmt: skip
+        "|---" * (len(cols) + 5) + "|",
+    ]
+    for w in report["workloads"]:
+        t = w["times_s"]
+        r = w["ratios"]
+        lines.append(
+            f"| {w['name']} | " + " | ".join(_fmt_time(t.get(c)) for c in cols)
+            + f" | {r['ad.grad']:.2f} | {r['ad.jit(ad.grad)']:.2f} | {w['eqns'] if w['eqns'] is not None else '-'} | {w['jax_eqns'] if w['jax_eqns'] is not None else '-'} |"  # fmt: skip
+        )
+    g = report["geomean_ratios"]
+    if g:
+        lines += ["", f"Geometric mean of ratios: ad.grad / mx.grad = **{g['ad.grad']:.2f}**, ad.jit(ad.grad) / mx.compile(mx.grad) = **{g['ad.jit(ad.grad)']:.2f}** (below 1 means autodiff is faster)."]  # fmt: skip
+    fc = report["first_call"]
+    lines += [f"First call of `ad.jit(grad^4(f))`: trace + transform + optimise + lower = **{fc['lower_ms']:.1f} ms**; with MLX's kernel compilation on the first run: {fc['first_run_with_mx_compile_ms']:.0f} ms."]  # fmt: skip
+    notes = [f"- {w['name']}: {w['notes']}" for w in report["workloads"] if w["notes"]]
+    if notes:
+        lines += ["", "Notes:"] + notes
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return text
+
+
+def write_plots(report: dict, out_dir: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: skipping plots (pip install 'autodiff-mlx[bench]')")
+        return
+    ws = report["workloads"]
+    if not ws:
+        return
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(ws) + 1.5))
+    names = [w["name"] for w in ws]
+    y = range(len(ws))
+    ax.barh([i - 0.2 for i in y], [w["ratios"]["ad.grad"] for w in ws], height=0.4, label="ad.grad / mx.grad")  # fmt: skip
+    ax.barh([i + 0.2 for i in y], [w["ratios"]["ad.jit(ad.grad)"] for w in ws], height=0.4, label="ad.jit(ad.grad) / mx.compile(mx.grad)")  # fmt: skip
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(list(y), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("time ratio (lower is better for autodiff)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out_dir / "ratios.png", dpi=120)
+    plt.close(fig)
+    sizes = [w for w in ws if w["name"].startswith("sum(sin*cos)")]
+    if sizes:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        xs = [10 ** int(w["name"].split("1e")[-1]) for w in sizes]
+        for c in COLUMNS:
+            if c in sizes[0]["times_s"]:
+                ax.loglog(xs, [w["times_s"][c] for w in sizes], marker="o", label=c)
+        ax.set_xlabel("elements")
+        ax.set_ylabel("seconds per gradient")
+        ax.set_title("grad of sum(sin(x) * cos(x))")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / "elementwise_scaling.png", dpi=120)
+        plt.close(fig)
