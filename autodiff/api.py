@@ -17,7 +17,7 @@ from autodiff import lax
 from autodiff.errors import TransformError
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, is_float
 from autodiff.lower_mlx import MX_DTYPES
-from autodiff.program import Program, cached, structural_key
+from autodiff.program import Program, cached, structural_key, transform_cache
 from autodiff.tracing import Tracer, aval_of, inline, trace_flat
 from autodiff.tree import tree_flatten, tree_unflatten
 from transforms import optimize
@@ -62,12 +62,18 @@ class Traced(NamedTuple):
     key: Any
 
 
+_ONE_LEAF_LIST = tree_flatten([0])[1]
+
+
 def trace_fun(fun, args, kwargs, argnums, transform, has_aux=False, leaves=None, in_tree=None):
     """Trace ``fun`` with the pytree leaves of ``args[argnums]`` as inputs; the rest are
     closed over (concrete values stay concrete, as in JAX)."""
     name = fun_name(fun)
     if leaves is None:
-        leaves, in_tree = tree_flatten([args[i] for i in argnums])
+        if len(argnums) == 1 and type(args[argnums[0]]) is mx.array:
+            leaves, in_tree = [args[argnums[0]]], _ONE_LEAF_LIST
+        else:
+            leaves, in_tree = tree_flatten([args[i] for i in argnums])
 
     def flat_fun(*tracers):
         full = list(args)
@@ -227,23 +233,38 @@ def _check_scalar_output(traced: Traced, fun, transform):
 
 
 def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool):
+    name = f"grad_{fun_name(fun)}"
+    nums_for: dict[int, tuple[int, ...]] = {}  # argnums checked once per argument count
+
     @functools.wraps(fun)
     def value_and_grad_f(*args, **kwargs):
-        nums = _argnums(argnums, len(args), "grad", fun)
+        nums = nums_for.get(len(args))
+        if nums is None:
+            nums = nums_for[len(args)] = _argnums(argnums, len(args), "grad", fun)
         traced = trace_fun(fun, args, kwargs, nums, "grad", has_aux)
-        _check_scalar_output(traced, fun, "grad")
-        diff = _check_diff_inputs(traced, "grad", fun, allow_int)
-        name = f"grad_{fun_name(fun)}"
-        key = ("grad", with_value, tuple(diff), traced.n_consts, traced.n_out, traced.key)
-        program = cached(key, lambda: _build_value_and_grad(traced, diff, name, with_value))
+        key = ("grad", with_value, allow_int, traced.n_consts, traced.n_out, traced.key)
+        entry = transform_cache.get(key)
+        if entry is None:  # the checks depend only on what the key holds
+            _check_scalar_output(traced, fun, "grad")
+            diff = _check_diff_inputs(traced, "grad", fun, allow_int)
+            entry = (_build_value_and_grad(traced, diff, name, with_value), diff, all(diff))
+            transform_cache.put(key, entry)
+        program, diff, all_diff = entry
         results = program(*traced.run_args)
-        if not with_value:
-            results = [None] + results
         n_all = len(traced.closed.out_avals)
-        value, aux = results[0], results[1:n_all]
-        grads = tree_unflatten(traced.in_tree, _fill_grads(traced, diff, results[n_all:]))
-        g = grads[0] if isinstance(argnums, int) else tuple(grads)
+        if not with_value:
+            n_all -= 1
+        grads = results[n_all:]
+        if all_diff and isinstance(argnums, int) and traced.in_tree.num_leaves == 1 and traced.in_tree.num_nodes == 1:  # fmt: skip
+            g = grads[0]  # the common case: one array argument
+        else:
+            if not all_diff:
+                grads = _fill_grads(traced, diff, grads)
+            trees = tree_unflatten(traced.in_tree, grads)
+            g = trees[0] if isinstance(argnums, int) else tuple(trees)
+        value = results[0] if with_value else None
         if has_aux:
+            aux = results[1 if with_value else 0 : n_all]
             return (value, tree_unflatten(traced.aux_tree, aux)), g
         return value, g
 

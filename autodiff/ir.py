@@ -59,14 +59,30 @@ def is_bool(dtype: str) -> bool:
 
 
 class ShapedArray:
-    """The abstract value (aval) of an array: its shape and dtype."""
+    """The abstract value (aval) of an array: its shape and dtype.
+
+    Interned: equal avals are the same object, so comparing structural cache keys (tuples of
+    avals) mostly takes CPython's identity shortcut.
+    """
 
     __slots__ = ("shape", "dtype", "_hash")
+    _interned: dict = {}
 
-    def __init__(self, shape: tuple[int, ...], dtype: str):
-        self.shape = shape
-        self.dtype = dtype
-        self._hash = hash((shape, dtype))
+    def __new__(cls, shape: tuple[int, ...], dtype: str):
+        if type(shape) is not tuple:
+            shape = tuple(shape)
+        key = (shape, dtype)
+        self = cls._interned.get(key)
+        if self is None:
+            self = object.__new__(cls)
+            self.shape = shape
+            self.dtype = dtype
+            self._hash = hash(key)
+            cls._interned[key] = self
+        return self
+
+    def __reduce__(self):
+        return ShapedArray, (self.shape, self.dtype)
 
     @property
     def ndim(self) -> int:
@@ -132,8 +148,10 @@ class Literal:
         return f"Literal({self.val!r}:{self.aval.dtype})"
 
     def key(self):
-        # NaN != NaN, so key on the repr of the value as well as its type.
-        return ("lit", repr(self.val), self.aval.dtype)
+        v = self.val
+        if v == 0 or v != v:  # keep 0.0 apart from -0.0, and make NaN equal to itself
+            return ("lit", repr(v), self.aval.dtype)
+        return (v, self.aval.dtype)
 
 
 Atom = Var | Literal
@@ -145,16 +163,37 @@ class Params(dict):
     __slots__ = ("_hash",)
 
     def __hash__(self):
+        # Keys in insertion order: every equation of a primitive is built with its params in
+        # the same order (by its autodiff.lax wrapper), and a different order could only cost
+        # a cache miss, never a wrong hit (equality is still dict equality).
         try:
             return self._hash
         except AttributeError:
-            self._hash = hash(tuple(sorted(self.items())))
+            self._hash = hash(tuple(self.items()))
             return self._hash
 
     def _immutable(self, *args, **kwargs):
         raise TypeError("equation params are frozen")
 
     __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _immutable
+
+    _interned: dict = {}
+
+    @classmethod
+    def make(cls, params: dict) -> Params:
+        """The interned Params for ``params`` (equal params share one object, hash computed
+        once), or a fresh one when a value is unhashable."""
+        try:
+            key = tuple(params.items())
+            p = cls._interned.get(key)
+        except TypeError:
+            return cls(params)
+        if p is None:
+            p = cls(params)
+            p._hash = hash(key)
+            if len(cls._interned) < 100_000:
+                cls._interned[key] = p
+        return p
 
 
 class Eqn:

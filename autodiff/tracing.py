@@ -260,10 +260,10 @@ def bind(prim, *args, **params):
     if not prim.multiple_results:
         (aval,) = avals
         v = Var(aval)
-        b.eqns.append(Eqn(prim, atoms, Params(params), [v]))
+        b.eqns.append(Eqn(prim, atoms, Params.make(params), [v]))
         return Tracer(aval, b, v)
     outs = [Var(a) for a in avals]
-    b.eqns.append(Eqn(prim, atoms, Params(params), outs))
+    b.eqns.append(Eqn(prim, atoms, Params.make(params), outs))
     return [Tracer(v.aval, b, v) for v in outs]
 
 

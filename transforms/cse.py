@@ -22,7 +22,7 @@ def cse(jaxpr: Jaxpr) -> Jaxpr:
         ins = [env.get(a, a) if type(a) is not Literal else a for a in eqn.inputs]
         keys = [_key(a) for a in ins]
         if eqn.prim in COMMUTATIVE:
-            keys.sort(key=lambda k: (type(k) is tuple, id(k) if type(k) is not tuple else k))
+            keys.sort(key=lambda k: (1, repr(k)) if type(k) is tuple else (0, id(k)))
         key = (eqn.prim, tuple(keys), eqn.params)
         prev = seen.get(key)
         if prev is not None:

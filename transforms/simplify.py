@@ -240,7 +240,7 @@ def simplify(jaxpr: Jaxpr) -> Jaxpr:
                 # filled op filled -> filled: fold the scalars, broadcast the result
                 out = outs[0].aval
                 lit = _fold(prim, [ctx.filled(a) for a in ins], params, out.update(shape=()))
-                prim, ins, params = P.broadcast_in_dim, [lit], Params(shape=out.shape, broadcast_dimensions=())  # fmt: skip
+                prim, ins, params = P.broadcast_in_dim, [lit], Params.make({"shape": out.shape, "broadcast_dimensions": ()})  # fmt: skip
                 changed = True
                 continue
             if prim in _ELEMENTWISE_LITERAL_OK:
@@ -252,7 +252,7 @@ def simplify(jaxpr: Jaxpr) -> Jaxpr:
             if type(r) is not tuple:
                 replacement = r
                 break
-            prim, ins, params = r[0], r[1], Params(r[2])
+            prim, ins, params = r[0], r[1], Params.make(r[2])
             changed = True
         if replacement is not None:
             env[outs[0]] = replacement

@@ -11,18 +11,44 @@ import threading
 
 import mlx.core as mx
 
+from autodiff import primitives as P
 from autodiff import tracing
+from autodiff.ir import Literal, ShapedArray, is_bool, is_float
 from autodiff.lower_mlx import MX_DTYPES
 from autodiff.numpy import _elementwise as E
 from autodiff.numpy import _indexing as I
 from autodiff.numpy import _linalg as L
 from autodiff.numpy import _reductions as R
 from autodiff.numpy import _shape as S
-from autodiff.tracing import Tracer
+from autodiff.tracing import Tracer, bind
 
 
-def _binop(fn):
-    return lambda self, other: fn(self, other), lambda self, other: fn(other, self)
+def _binop(fn, prim=None):
+    """Operator methods. ``prim``: the fast path for the common cases, a tracer with a tracer
+    of the same type or with a Python scalar of its kind, which need no promotion."""
+    if prim is None:
+        return lambda self, other: fn(self, other), lambda self, other: fn(other, self)
+
+    def fwd(self, other):
+        t = type(other)
+        if t is Tracer:
+            if other.aval == self.aval:
+                return bind(prim, self, other)
+        elif (t is float and is_float(self.aval.dtype)) or (t is int and not is_bool(self.aval.dtype)):  # fmt: skip
+            return bind(prim, self, Literal(t(other) if t is float else _cast(other, self.aval.dtype), ShapedArray((), self.aval.dtype)))  # fmt: skip
+        return fn(self, other)
+
+    def rev(self, other):
+        t = type(other)
+        if (t is float and is_float(self.aval.dtype)) or (t is int and not is_bool(self.aval.dtype)):  # fmt: skip
+            return bind(prim, Literal(t(other) if t is float else _cast(other, self.aval.dtype), ShapedArray((), self.aval.dtype)), self)  # fmt: skip
+        return fn(other, self)
+
+    return fwd, rev
+
+
+def _cast(v: int, dtype: str):
+    return float(v) if is_float(dtype) else v
 
 
 _OPERATORS = {
@@ -30,8 +56,9 @@ _OPERATORS = {
     "floordiv": E.floor_divide, "mod": E.remainder, "pow": E.power, "matmul": L.matmul,
     "and": E.logical_and, "or": E.logical_or, "xor": E.not_equal,
 }  # fmt: skip
+_FAST = {"add": P.add, "sub": P.sub, "mul": P.mul, "pow": P.pow_}
 for _name, _fn in _OPERATORS.items():
-    _fwd, _rev = _binop(_fn)
+    _fwd, _rev = _binop(_fn, _FAST.get(_name))
     setattr(Tracer, f"__{_name}__", _fwd)
     setattr(Tracer, f"__r{_name}__", _rev)
 for _name, _fn in {"lt": E.less, "le": E.less_equal, "gt": E.greater, "ge": E.greater_equal,
