@@ -9,7 +9,8 @@ from __future__ import annotations
 from autodiff.ir import ClosedJaxpr, Jaxpr, typecheck
 from transforms.cse import cse
 from transforms.dce import dce
-from transforms.simplify import simplify
+from transforms.reassociate import reassociate
+from transforms.simplify import factor, simplify
 
 
 # Tests set this: every transform's output is then typechecked before and after optimisation.
@@ -17,8 +18,15 @@ TYPECHECK = False
 
 
 def optimize_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
-    """Simplify, CSE and DCE; run after every transform."""
-    return dce(cse(simplify(cse(jaxpr))))
+    """Simplify, CSE, factor and DCE; run after every transform."""
+    jaxpr = dce(cse(simplify(cse(jaxpr))))
+    jaxpr = dce(cse(simplify(reassociate(jaxpr))))
+    for _ in range(4):  # factoring exposes more factoring and folding
+        factored = factor(jaxpr)
+        if factored is jaxpr:
+            break
+        jaxpr = dce(cse(simplify(factored)))
+    return jaxpr
 
 
 def optimize(closed: ClosedJaxpr) -> ClosedJaxpr:

@@ -1,0 +1,115 @@
+"""Reassociation: products as monomials, sums as polynomials of like terms combined.
+
+A product tree ``3 * (h * c) * (2 * s)`` becomes the monomial ``6 * c*h*s``: its factors
+sorted by definition order and multiplied left to right, so equal sub-products anywhere in the
+program become equal prefixes, built once. A sum tree becomes a list of such monomials with
+like terms combined (``a*x + b*x = (a+b)*x``), added in a canonical order that shares equal
+prefixes too. Derivative programs are sums of products sharing factors, so this shrinks them.
+Sums are never multiplied out (expanding products of sums can trade accuracy for size), so the
+result differs from the input only by rounding, as with any reassociation; zero coefficients
+are kept, so infinities and NaNs propagate as before.
+"""
+
+from __future__ import annotations
+
+from autodiff import primitives as P
+from autodiff.ir import Eqn, Jaxpr, Literal, Params, ShapedArray, Var, is_float
+
+_EMPTY = Params.make({})
+MAX_TERMS = 24  # larger sums are left as they are
+
+
+def reassociate(jaxpr: Jaxpr) -> Jaxpr:
+    order = {v: i for i, v in enumerate(jaxpr.constvars + jaxpr.invars)}
+    for e in jaxpr.eqns:
+        for v in e.outputs:
+            order[v] = len(order)
+    # poly[v]: {factors (sorted tuple of atoms): coefficient}; a monomial has one term
+    poly: dict = {}
+    eqns: list[Eqn] = []
+    env: dict = {}
+    built: dict = {}
+    changed = False
+
+    def sub(a):
+        return env.get(a, a) if type(a) is Var else a
+
+    def as_poly(a):
+        if type(a) is Literal:
+            return {(): float(a.val)}
+        return poly.get(a) or {(a,): 1.0}
+
+    def new(prim, ins, aval, key):
+        v = built.get(key)
+        if v is None:
+            v = Var(aval)
+            eqns.append(Eqn(prim, ins, _EMPTY, [v]))
+            built[key] = v
+        return v
+
+    def product(factors, aval):
+        acc = factors[0]
+        for i in range(1, len(factors)):
+            acc = new(P.mul, [acc, factors[i]], aval, ("*",) + factors[: i + 1])
+            poly[acc] = {factors[: i + 1]: 1.0}
+        return acc
+
+    def term(factors, coef, aval):
+        """The monomial ``coef * prod(factors)`` (|coef| when ``coef`` < 0 is subtracted)."""
+        lit = Literal(coef, ShapedArray((), aval.dtype))
+        if not factors:
+            return lit
+        body = product(factors, aval)
+        return body if coef == 1.0 else new(P.mul, [body, lit], aval, ("c", factors, coef))
+
+    def emit(p, aval):
+        terms = sorted(p.items(), key=lambda kv: [order.get(v, 1 << 60) for v in kv[0]])
+        acc, key = None, ("+",)
+        for factors, coef in terms:
+            negative = acc is not None and coef < 0
+            t = term(factors, -coef if negative else coef, aval)
+            key = key + ((factors, coef),)
+            acc = t if acc is None else new(P.sub if negative else P.add, [acc, t], aval, key)
+        return acc
+
+    for eqn in jaxpr.eqns:
+        ins = [sub(a) for a in eqn.inputs]
+        out = eqn.outputs[0] if eqn.outputs else None
+        p = None
+        if out is not None and eqn.prim in _ALGEBRA and is_float(out.aval.dtype) and all(type(a) is Literal or a.aval == out.aval for a in ins):  # fmt: skip
+            if eqn.prim is P.mul:
+                x, y = as_poly(ins[0]), as_poly(ins[1])
+                if len(x) == 1 and len(y) == 1:  # monomial * monomial; sums are not expanded
+                    (fx, cx), (fy, cy) = next(iter(x.items())), next(iter(y.items()))
+                    p = {tuple(sorted(fx + fy, key=lambda v: order.get(v, 1 << 60))): cx * cy}
+            elif eqn.prim is P.neg:
+                p = {f: -c for f, c in as_poly(ins[0]).items()}
+            elif eqn.prim is P.square or eqn.prim is P.pow_:
+                k = 2 if eqn.prim is P.square else ins[1].val if type(ins[1]) is Literal else None
+                x = as_poly(ins[0])
+                if k in (2, 3, 4) and len(x) == 1:  # small integer powers of a monomial
+                    ((fx, cx),) = x.items()
+                    p = {tuple(sorted(fx * int(k), key=lambda v: order.get(v, 1 << 60))): cx ** int(k)}  # fmt: skip
+            else:
+                p = dict(as_poly(ins[0]))
+                sign = 1.0 if eqn.prim is P.add else -1.0
+                for f, c in as_poly(ins[1]).items():
+                    p[f] = p.get(f, 0.0) + sign * c
+                if len(p) > MAX_TERMS:
+                    p = None
+        if p is not None and () not in p:  # constant terms: left to the simplifier
+            atom = emit(p, out.aval)
+            if atom is not None:
+                env[out] = atom
+                poly[atom] = p
+                changed = True
+                continue
+        if any(a is not b for a, b in zip(ins, eqn.inputs)):
+            eqn = Eqn(eqn.prim, ins, eqn.params, eqn.outputs)
+        eqns.append(eqn)
+    if not changed:
+        return jaxpr
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, eqns, [sub(a) for a in jaxpr.outvars])
+
+
+_ALGEBRA = frozenset([P.mul, P.neg, P.add, P.sub, P.square, P.pow_])
