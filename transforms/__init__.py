@@ -10,7 +10,7 @@ from autodiff.ir import ClosedJaxpr, Jaxpr, typecheck
 from transforms.cse import cse
 from transforms.dce import dce
 from transforms.reassociate import reassociate
-from transforms.simplify import factor, simplify
+from transforms.simplify import simplify
 
 
 # Tests set this: every transform's output is then typechecked before and after optimisation.
@@ -18,15 +18,9 @@ TYPECHECK = False
 
 
 def optimize_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
-    """Simplify, CSE, factor and DCE; run after every transform."""
+    """Simplify, CSE, reassociate and DCE; run after every transform."""
     jaxpr = dce(cse(simplify(cse(jaxpr))))
-    jaxpr = dce(cse(simplify(reassociate(jaxpr))))
-    for _ in range(4):  # factoring exposes more factoring and folding
-        factored = factor(jaxpr)
-        if factored is jaxpr:
-            break
-        jaxpr = dce(cse(simplify(factored)))
-    return jaxpr
+    return dce(cse(simplify(reassociate(jaxpr))))
 
 
 def optimize(closed: ClosedJaxpr) -> ClosedJaxpr:
