@@ -1,13 +1,13 @@
 """autodiff: JAX-style composable function transforms for MLX."""
 
+import autodiff.numpy  # noqa: F401,E402  (installs the array surface on tracers)
 from autodiff.api import eval_jaxpr, grad, jvp, linearize, make_jaxpr, value_and_grad, vjp
 from autodiff.api_vmap import hessian, jacfwd, jacrev, vmap
-from autodiff.jit import clear_caches, jit
-from autodiff.program import config
 from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck
+from autodiff.jit import clear_caches, jit
+from autodiff.program import config
 from autodiff.tree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten
-import autodiff.numpy  # noqa: F401,E402  (installs the array surface on tracers)
 
 stop_gradient = autodiff.numpy.stop_gradient
 

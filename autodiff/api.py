@@ -9,7 +9,8 @@ called inside an enclosing trace.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import mlx.core as mx
 
@@ -35,7 +36,9 @@ def fun_name(fun) -> str:
 def _argnums(argnums, nargs: int, transform: str, fun) -> tuple[int, ...]:
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     if not all(isinstance(n, int) for n in nums):
-        raise TransformError(f"[{transform}] argnums must be an int or a tuple of ints, got {argnums!r}")  # fmt: skip
+        raise TransformError(
+            f"[{transform}] argnums must be an int or a tuple of ints, got {argnums!r}"
+        )
     for n in nums:
         if not -nargs <= n < nargs:
             raise TransformError(
@@ -97,7 +100,7 @@ def trace_fun(fun, args, kwargs, argnums, transform, has_aux=False, leaves=None,
     avals = [_leaf_aval(x, name, transform) for x in leaves]
     closed, (out_tree, aux_tree, n_out) = trace_flat(flat_fun, avals, name, transform)
     jaxpr = closed.jaxpr
-    opened = ClosedJaxpr(Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars), [])  # fmt: skip
+    opened = ClosedJaxpr(Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars), [])
     key = structural_key(opened)
     run_args = list(closed.consts) + [_leaf_value(x) for x in leaves]
     return Traced(opened, run_args, len(closed.consts), in_tree, out_tree, aux_tree, n_out, key)
@@ -115,7 +118,9 @@ def _leaf_aval(x, name, transform) -> ShapedArray:
 
 
 def _check_output(o, name, transform):
-    if not (type(o) is Tracer or isinstance(o, (mx.array, int, float, bool)) or hasattr(o, "dtype")):  # fmt: skip
+    if not (
+        type(o) is Tracer or isinstance(o, (mx.array, int, float, bool)) or hasattr(o, "dtype")
+    ):
         raise TypeError(
             f"[{transform}] `{name}` returned a leaf of type {type(o).__name__}; outputs must "
             "be arrays or pytrees of arrays"
@@ -177,7 +182,9 @@ def _build_vjp(traced: Traced, diff: Sequence[bool], name: str) -> _VJP:
     return _VJP(Program(known, f"{name}_fwd"), Program(bwd, f"{name}_bwd"), out_nz, n_res)
 
 
-def _build_value_and_grad(traced: Traced, diff: Sequence[bool], name: str, with_value: bool) -> Program:  # fmt: skip
+def _build_value_and_grad(
+    traced: Traced, diff: Sequence[bool], name: str, with_value: bool
+) -> Program:
     known, linear, out_nz, n_res = _linearize(traced.closed, traced.n_consts, diff)
     n_outs = len(out_nz)
     k = sum(diff)
@@ -186,8 +193,10 @@ def _build_value_and_grad(traced: Traced, diff: Sequence[bool], name: str, with_
         outs_res = inline(known, args)
         outs, res = outs_res[:n_outs], outs_res[n_outs:]
         if out_nz[0]:
-            cts = [lax.full((), 1.0, traced.closed.out_avals[0].dtype)] + [None] * (sum(out_nz) - 1)  # fmt: skip
-            grads = backward_pass(linear, list(res) + [UndefinedPrimal(a) for a in _diff_avals(traced, diff)], cts)  # fmt: skip
+            cts = [lax.full((), 1.0, traced.closed.out_avals[0].dtype)] + [None] * (sum(out_nz) - 1)
+            grads = backward_pass(
+                linear, list(res) + [UndefinedPrimal(a) for a in _diff_avals(traced, diff)], cts
+            )
             grads = grads[n_res:]
         else:
             grads = [Zero(a) for a in _diff_avals(traced, diff)]
@@ -255,7 +264,12 @@ def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool):
         if not with_value:
             n_all -= 1
         grads = results[n_all:]
-        if all_diff and isinstance(argnums, int) and traced.in_tree.num_leaves == 1 and traced.in_tree.num_nodes == 1:  # fmt: skip
+        if (
+            all_diff
+            and isinstance(argnums, int)
+            and traced.in_tree.num_leaves == 1
+            and traced.in_tree.num_nodes == 1
+        ):
             g = grads[0]  # the common case: one array argument
         else:
             if not all_diff:
@@ -271,7 +285,9 @@ def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool):
     return value_and_grad_f
 
 
-def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, allow_int: bool = False) -> Callable:  # fmt: skip
+def value_and_grad(
+    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, allow_int: bool = False
+) -> Callable:
     """Like :func:`grad`, but returns ``(value, gradient)`` (``((value, aux), gradient)`` with
     ``has_aux``), computed in one program.
 
@@ -281,7 +297,9 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
     return _value_and_grad(fun, argnums, has_aux, allow_int, with_value=True)
 
 
-def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, allow_int: bool = False) -> Callable:  # fmt: skip
+def grad(
+    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, allow_int: bool = False
+) -> Callable:
     """The gradient of a scalar-valued ``fun`` with respect to the arguments ``argnums``.
 
     Args:
@@ -342,7 +360,9 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
         cts = []
         for ct, aval, nz in zip(ct_leaves, out_avals, out_nz):
             ct_aval = aval_of(ct)
-            if ct_aval.shape != aval.shape or (ct_aval.dtype != aval.dtype and is_float(aval.dtype)):  # fmt: skip
+            if ct_aval.shape != aval.shape or (
+                ct_aval.dtype != aval.dtype and is_float(aval.dtype)
+            ):
                 raise TypeError(
                     f"[vjp] the cotangent {ct_aval.str_short()} passed to vjp_fn of `{name}` "
                     f"does not match the output type {aval.str_short()}; cotangents must have "
@@ -362,7 +382,7 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
 def _check_tangents(primals, tangents, transform, fun):
     name = fun_name(fun)
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
-        raise TypeError(f"[{transform}] primals and tangents must be tuples or lists of arguments")  # fmt: skip
+        raise TypeError(f"[{transform}] primals and tangents must be tuples or lists of arguments")
     p_leaves, p_tree = tree_flatten(list(primals))
     t_leaves, t_tree = tree_flatten(list(tangents))
     if p_tree != t_tree:
@@ -443,7 +463,9 @@ def linearize(fun: Callable, *primals):
     return tree_unflatten(traced.out_tree, outs), f_jvp
 
 
-def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Callable[..., ClosedJaxpr]:  # fmt: skip
+def make_jaxpr(
+    fun: Callable, static_argnums: int | Sequence[int] = ()
+) -> Callable[..., ClosedJaxpr]:
     """Trace ``fun`` and return its jaxpr, as ``jax.make_jaxpr``.
 
     Array leaves of the positional arguments become inputs; arguments listed in
@@ -459,7 +481,10 @@ def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Calla
 
     @functools.wraps(fun)
     def make_jaxpr_f(*args, **kwargs) -> ClosedJaxpr:
-        static = {n % len(args) for n in ((static_argnums,) if isinstance(static_argnums, int) else static_argnums)}  # fmt: skip
+        static = {
+            n % len(args)
+            for n in ((static_argnums,) if isinstance(static_argnums, int) else static_argnums)
+        }
         nums = tuple(i for i in range(len(args)) if i not in static)
         leaves, in_tree = tree_flatten([args[i] for i in nums])
         name = fun_name(fun)
@@ -471,7 +496,9 @@ def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Calla
             out_leaves, out_tree = tree_flatten(fun(*full, **kwargs))
             return out_leaves, out_tree
 
-        closed, _ = trace_flat(flat_fun, [_leaf_aval(x, name, "make_jaxpr") for x in leaves], name, "make_jaxpr")  # fmt: skip
+        closed, _ = trace_flat(
+            flat_fun, [_leaf_aval(x, name, "make_jaxpr") for x in leaves], name, "make_jaxpr"
+        )
         return closed
 
     return make_jaxpr_f
@@ -488,8 +515,12 @@ def eval_jaxpr(closed: ClosedJaxpr, *args) -> list:
         >>> ad.grad(lambda x: ad.eval_jaxpr(closed, x)[0])(x)
     """
     if len(args) != len(closed.jaxpr.invars):
-        raise TypeError(f"eval_jaxpr: the jaxpr takes {len(closed.jaxpr.invars)} arguments, got {len(args)}")  # fmt: skip
+        raise TypeError(
+            f"eval_jaxpr: the jaxpr takes {len(closed.jaxpr.invars)} arguments, got {len(args)}"
+        )
     for a, v in zip(args, closed.jaxpr.invars):
         if aval_of(a) != v.aval:
-            raise TypeError(f"eval_jaxpr: argument of type {aval_of(a).str_short()} for an input of type {v.aval.str_short()}")  # fmt: skip
+            raise TypeError(
+                f"eval_jaxpr: argument of type {aval_of(a).str_short()} for an input of type {v.aval.str_short()}"
+            )
     return Program(closed, "eval_jaxpr")(*args)

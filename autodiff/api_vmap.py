@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import mlx.core as mx
 
@@ -21,7 +22,11 @@ def _broadcast_prefix(prefix, tree, what: str) -> list:
     whose leaves are ints or None (an int or None applies to a whole subtree)."""
     if prefix is None or isinstance(prefix, int):
         return [prefix] * len(tree_flatten(tree)[0])
-    if isinstance(prefix, (tuple, list)) and isinstance(tree, (tuple, list)) and len(prefix) == len(tree):  # fmt: skip
+    if (
+        isinstance(prefix, (tuple, list))
+        and isinstance(tree, (tuple, list))
+        and len(prefix) == len(tree)
+    ):
         return [x for p, t in zip(prefix, tree) for x in _broadcast_prefix(p, t, what)]
     if isinstance(prefix, dict) and isinstance(tree, dict) and set(prefix) == set(tree):
         return [x for k in sorted(tree) for x in _broadcast_prefix(prefix[k], tree[k], what)]
@@ -31,7 +36,9 @@ def _broadcast_prefix(prefix, tree, what: str) -> list:
     )
 
 
-def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None) -> Callable:  # fmt: skip
+def vmap(
+    fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None
+) -> Callable:
     """Vectorise ``fun`` over an axis of its inputs, as ``jax.vmap``.
 
     Args:
@@ -51,7 +58,9 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
     def vmap_f(*args, **kwargs):
         name = fun_name(fun)
         if isinstance(in_axes, list):
-            raise TransformError("[vmap] in_axes must be an int, None or a tuple, not a list (a list would be read as a pytree)")  # fmt: skip
+            raise TransformError(
+                "[vmap] in_axes must be an int, None or a tuple, not a list (a list would be read as a pytree)"
+            )
         axes_tuple = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
         if len(axes_tuple) != len(args):
             raise TransformError(
@@ -69,11 +78,21 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
             a, kw = tree_unflatten(in_tree, flat)
             return fun(*a, **kw)
 
-        traced = trace_fun(call, tuple(examples), {}, tuple(range(len(examples))), "vmap", leaves=examples, in_tree=tree_flatten(tuple(examples))[1])  # fmt: skip
+        traced = trace_fun(
+            call,
+            tuple(examples),
+            {},
+            tuple(range(len(examples))),
+            "vmap",
+            leaves=examples,
+            in_tree=tree_flatten(tuple(examples))[1],
+        )
         out_shapes = traced.closed.out_avals
         out_tree = traced.out_tree
-        outs_axes = _broadcast_prefix(out_axes, tree_unflatten(out_tree, list(range(len(out_shapes)))), "out_axes")  # fmt: skip
-        outs_axes = [None if d is None else d % (a.ndim + 1) for d, a in zip(outs_axes, out_shapes)]  # fmt: skip
+        outs_axes = _broadcast_prefix(
+            out_axes, tree_unflatten(out_tree, list(range(len(out_shapes)))), "out_axes"
+        )
+        outs_axes = [None if d is None else d % (a.ndim + 1) for d, a in zip(outs_axes, out_shapes)]
         in_dims = [None] * traced.n_consts + canon
         key = ("vmap", tuple(in_dims), tuple(outs_axes), size, traced.key)
 
@@ -106,12 +125,19 @@ def _axis_size(leaves, axes, axis_size, name):
         sizes.append((shape[d], i, d, shape))
     if not sizes:
         if axis_size is None:
-            raise TransformError(f"[vmap] `{name}`: no argument is mapped (all in_axes are None); pass axis_size")  # fmt: skip
+            raise TransformError(
+                f"[vmap] `{name}`: no argument is mapped (all in_axes are None); pass axis_size"
+            )
         return axis_size, canon
     size = sizes[0][0]
     if any(s != size for s, *_ in sizes) or (axis_size is not None and axis_size != size):
-        lines = "\n".join(f"  * axis {d} of leaf {i} (shape {tuple(sh)}) has size {s}" for s, i, d, sh in sizes)  # fmt: skip
-        raise TransformError(f"[vmap] `{name}` got inconsistent sizes for the mapped axes:\n{lines}" + (f"\n  * axis_size={axis_size}" if axis_size is not None else ""))  # fmt: skip
+        lines = "\n".join(
+            f"  * axis {d} of leaf {i} (shape {tuple(sh)}) has size {s}" for s, i, d, sh in sizes
+        )
+        raise TransformError(
+            f"[vmap] `{name}` got inconsistent sizes for the mapped axes:\n{lines}"
+            + (f"\n  * axis_size={axis_size}" if axis_size is not None else "")
+        )
     return size, canon
 
 
@@ -161,7 +187,7 @@ def _check_float_inputs(leaves, transform, fun):
             )
 
 
-def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:  # fmt: skip
+def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
     """The Jacobian by forward mode (one ``jvp`` per input element, vectorised by ``vmap``).
 
     Each output leaf gets shape ``out.shape + in.shape``, in the output's tree, each holding the
@@ -224,7 +250,7 @@ def _by_argnums(blocks, in_tree, argnums):
     return trees[0] if isinstance(argnums, int) else tuple(trees)
 
 
-def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:  # fmt: skip
+def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
     """The Jacobian by reverse mode (one ``vjp`` per output element, vectorised by ``vmap``).
 
     Same output layout as :func:`jacfwd`; cheaper when outputs are fewer than inputs.
@@ -249,7 +275,9 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         out, vjp_fn = res[0], res[1]
         out_leaves, out_tree = tree_flatten(out)
         basis = _std_basis(out_leaves)
-        cts = vmap(lambda *b: vjp_fn(tree_unflatten(out_tree, list(b))))(*basis)  # per input leaf: (M, *in.shape)
+        cts = vmap(lambda *b: vjp_fn(tree_unflatten(out_tree, list(b))))(
+            *basis
+        )  # per input leaf: (M, *in.shape)
         m_blocks = []
         for ct, x in zip(cts, leaves):
             # (M, *in.shape) -> per output leaf (out.shape + in.shape)
@@ -266,7 +294,7 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
     return jacrev_f
 
 
-def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:  # fmt: skip
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
     """The Hessian of a scalar function: ``jacfwd(jacrev(fun))``, shape ``in.shape * 2``.
 
     Example:

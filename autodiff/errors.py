@@ -17,7 +17,11 @@ def user_frame():
     """The innermost stack frame outside autodiff, optree and mlx, or None."""
     f = sys._getframe(1)
     while f is not None:
-        fn = os.path.abspath(f.f_code.co_filename) if not f.f_code.co_filename.startswith("<") else f.f_code.co_filename
+        fn = (
+            os.path.abspath(f.f_code.co_filename)
+            if not f.f_code.co_filename.startswith("<")
+            else f.f_code.co_filename
+        )
         if not fn.startswith(_PKG_DIRS) and not any(s in fn for s in _SKIP):
             return f
         f = f.f_back

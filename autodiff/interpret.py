@@ -7,7 +7,8 @@ path. Every float dtype is computed in float64 so that rounding never decides a 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,26 +53,64 @@ def _erfinv(y):
 
 
 def _sigmoid(x):
-    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))  # fmt: skip
+    return np.where(
+        x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))
+    )
 
 
 _UNARY = {
-    "sqrt": np.sqrt, "rsqrt": lambda x: 1 / np.sqrt(x), "exp": np.exp, "expm1": np.expm1,
-    "log": np.log, "log1p": np.log1p, "log2": np.log2, "log10": np.log10, "sin": np.sin,
-    "cos": np.cos, "tan": np.tan, "arcsin": np.arcsin, "arccos": np.arccos,
-    "arctan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
-    "arcsinh": np.arcsinh, "arccosh": np.arccosh, "arctanh": np.arctanh, "sigmoid": _sigmoid,
-    "erf": _erf, "erfinv": _erfinv, "floor": np.floor, "ceil": np.ceil, "round": np.round,
-    "neg": np.negative, "abs": np.abs, "sign": np.sign, "square": np.square,
-    "reciprocal": lambda x: 1 / x, "logical_not": np.logical_not, "stop_gradient": lambda x: x,
-}  # fmt: skip
+    "sqrt": np.sqrt,
+    "rsqrt": lambda x: 1 / np.sqrt(x),
+    "exp": np.exp,
+    "expm1": np.expm1,
+    "log": np.log,
+    "log1p": np.log1p,
+    "log2": np.log2,
+    "log10": np.log10,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+    "arcsin": np.arcsin,
+    "arccos": np.arccos,
+    "arctan": np.arctan,
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "tanh": np.tanh,
+    "arcsinh": np.arcsinh,
+    "arccosh": np.arccosh,
+    "arctanh": np.arctanh,
+    "sigmoid": _sigmoid,
+    "erf": _erf,
+    "erfinv": _erfinv,
+    "floor": np.floor,
+    "ceil": np.ceil,
+    "round": np.round,
+    "neg": np.negative,
+    "abs": np.abs,
+    "sign": np.sign,
+    "square": np.square,
+    "reciprocal": lambda x: 1 / x,
+    "logical_not": np.logical_not,
+    "stop_gradient": lambda x: x,
+}
 _BINARY = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "pow": np.power,
-    "max": np.maximum, "min": np.minimum, "rem": np.remainder, "arctan2": np.arctan2,
-    "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
-    "gt": np.greater, "ge": np.greater_equal, "logical_and": np.logical_and,
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "pow": np.power,
+    "max": np.maximum,
+    "min": np.minimum,
+    "rem": np.remainder,
+    "arctan2": np.arctan2,
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+    "logical_and": np.logical_and,
     "logical_or": np.logical_or,
-}  # fmt: skip
+}
 
 for _p in P.PRIMITIVES.values():
     if _p.name in _UNARY:
@@ -82,9 +121,10 @@ for _p in P.PRIMITIVES.values():
 impls[P.div] = lambda x, y: np.floor_divide(x, y) if x.dtype.kind in "iu" else np.divide(x, y)
 impls[P.select] = lambda p, x, y: np.where(p, x, y)
 impls[P.convert] = lambda x, new_dtype: (
-    np.trunc(x).astype(np_dtype(new_dtype)) if is_int(new_dtype) and x.dtype.kind == "f"
+    np.trunc(x).astype(np_dtype(new_dtype))
+    if is_int(new_dtype) and x.dtype.kind == "f"
     else x.astype(np_dtype(new_dtype))
-)  # fmt: skip
+)
 
 
 def _broadcast_in_dim(x, shape, broadcast_dimensions):
@@ -101,7 +141,10 @@ def _slice(x, start_indices, limit_indices, strides):
 def _pad(x, padval, padding_config):
     shape = [lo + hi + d + max(0, d - 1) * i for d, (lo, hi, i) in zip(x.shape, padding_config)]
     out = np.full(shape, padval, dtype=x.dtype)
-    idx = tuple(slice(lo, lo + max(0, d - 1) * (i + 1) + 1, i + 1) for d, (lo, _, i) in zip(x.shape, padding_config))  # fmt: skip
+    idx = tuple(
+        slice(lo, lo + max(0, d - 1) * (i + 1) + 1, i + 1)
+        for d, (lo, _, i) in zip(x.shape, padding_config)
+    )
     out[idx] = x
     return out
 
@@ -138,10 +181,14 @@ impls[P.expand_dims] = lambda x, dimensions: np.expand_dims(x, tuple(dimensions)
 impls[P.slice_] = _slice
 impls[P.pad] = _pad
 impls[P.concatenate] = lambda *xs, dimension: np.concatenate(xs, axis=dimension)
+
+
 def _iota(dtype, shape, dimension):
     inter = [1] * len(shape)
     inter[dimension] = shape[dimension]
-    return np.broadcast_to(np.arange(shape[dimension]).reshape(inter), shape).astype(np_dtype(dtype))  # fmt: skip
+    return np.broadcast_to(np.arange(shape[dimension]).reshape(inter), shape).astype(
+        np_dtype(dtype)
+    )
 
 
 impls[P.iota] = _iota
@@ -158,11 +205,15 @@ impls[P.cumsum] = _cumsum
 impls[P.dot_general] = _dot_general
 
 
-def eval_eqn(prim: P.Primitive, args: Sequence[np.ndarray], params, out_avals: Sequence[ShapedArray]):
+def eval_eqn(
+    prim: P.Primitive, args: Sequence[np.ndarray], params, out_avals: Sequence[ShapedArray]
+):
     with np.errstate(all="ignore"):
         out = impls[prim](*args, **params)
     outs = out if prim.multiple_results else [out]
-    return [np.asarray(o, dtype=np_dtype(a.dtype)).reshape(a.shape) for o, a in zip(outs, out_avals)]  # fmt: skip
+    return [
+        np.asarray(o, dtype=np_dtype(a.dtype)).reshape(a.shape) for o, a in zip(outs, out_avals)
+    ]
 
 
 def interpret(closed: ClosedJaxpr, *args) -> list[np.ndarray]:
@@ -180,6 +231,8 @@ def interpret(closed: ClosedJaxpr, *args) -> list[np.ndarray]:
     for v, x in zip(jaxpr.invars, args):
         env[v] = to_numpy(x, v.aval.dtype)
     for eqn in jaxpr.eqns:
-        outs = eval_eqn(eqn.prim, [read(a) for a in eqn.inputs], eqn.params, [v.aval for v in eqn.outputs])  # fmt: skip
+        outs = eval_eqn(
+            eqn.prim, [read(a) for a in eqn.inputs], eqn.params, [v.aval for v in eqn.outputs]
+        )
         env.update(zip(eqn.outputs, outs))
     return [read(a) for a in jaxpr.outvars]

@@ -216,7 +216,9 @@ class Jaxpr:
 
     __slots__ = ("constvars", "invars", "eqns", "outvars")
 
-    def __init__(self, constvars: list[Var], invars: list[Var], eqns: list[Eqn], outvars: list[Atom]):
+    def __init__(
+        self, constvars: list[Var], invars: list[Var], eqns: list[Eqn], outvars: list[Atom]
+    ):
         self.constvars = constvars
         self.invars = invars
         self.eqns = eqns

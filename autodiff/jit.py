@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import mlx.core as mx
 import optree
@@ -51,7 +51,9 @@ class Jitted:
 
     def __init__(self, fun: Callable, static_argnums, static_argnames):
         self.fun = fun
-        self.static_argnums, self.static_argnames = _normalise_static(static_argnums, static_argnames)  # fmt: skip
+        self.static_argnums, self.static_argnames = _normalise_static(
+            static_argnums, static_argnames
+        )
         # Fast path for the common call: positional array arguments, no static ones. Keyed by
         # (tree, shapes, dtypes) of the mx.array leaves; bounded and cleared with the caches.
         self._fast: dict = {}
@@ -75,7 +77,9 @@ class Jitted:
         static = set()
         for i in self.static_argnums:
             if not -n <= i < n:
-                raise TransformError(f"[jit] static_argnums={self.static_argnums} is out of range for `{fun_name(self.fun)}` called with {n} positional arguments")  # fmt: skip
+                raise TransformError(
+                    f"[jit] static_argnums={self.static_argnums} is out of range for `{fun_name(self.fun)}` called with {n} positional arguments"
+                )
             static.add(i % n)
         static_vals = tuple((i, args[i]) for i in sorted(static))
         static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
@@ -84,7 +88,9 @@ class Jitted:
         try:
             hash((static_vals, static_kw))
         except TypeError:
-            raise TransformError(f"[jit] static arguments of `{fun_name(self.fun)}` must be hashable; got {static_vals + static_kw}")  # fmt: skip
+            raise TransformError(
+                f"[jit] static arguments of `{fun_name(self.fun)}` must be hashable; got {static_vals + static_kw}"
+            ) from None
         return static, static_vals, static_kw, dyn_args, dyn_kw
 
     def _trace(self, args, kwargs, static, dyn_leaves, in_tree):
@@ -106,7 +112,13 @@ class Jitted:
     def _entry(self, args, kwargs) -> tuple[_Entry, list, bool]:
         static, static_vals, static_kw, dyn_args, dyn_kw = self._split(args, kwargs)
         leaves, in_tree = tree_flatten((dyn_args, dyn_kw))
-        key: Hashable = (self.fun, in_tree, tuple(aval_of(x) for x in leaves), static_vals, static_kw)  # fmt: skip
+        key: Hashable = (
+            self.fun,
+            in_tree,
+            tuple(aval_of(x) for x in leaves),
+            static_vals,
+            static_kw,
+        )
         entry = jit_cache.get(key)
         if entry is None:
             closed, out_tree = self._trace(args, kwargs, static, leaves, in_tree)
@@ -128,7 +140,9 @@ class Jitted:
                 except _TreeChanged:
                     self._direct = None
                 else:
-                    return outs[0] if self._direct_single else tree_unflatten(self._direct_tree, outs)  # fmt: skip
+                    return (
+                        outs[0] if self._direct_single else tree_unflatten(self._direct_tree, outs)
+                    )
         if self._fast_ok and not kwargs:
             # Signature: shapes and dtypes of the array leaves (and the tree, unless the
             # arguments are all arrays already), checked without building avals.
@@ -136,7 +150,7 @@ class Jitted:
             if flat:
                 leaves, sig = args, [len(args)]
             else:
-                leaves, treedef = optree.tree_flatten(args, none_is_leaf=False, namespace=NAMESPACE)  # fmt: skip
+                leaves, treedef = optree.tree_flatten(args, none_is_leaf=False, namespace=NAMESPACE)
                 sig = [treedef]
             for x in leaves:
                 if type(x) is not mx.array:
@@ -173,7 +187,11 @@ class Jitted:
         return self._entry(args, kwargs)[0].program.closed
 
 
-def jit(fun: Callable, static_argnums: int | Sequence[int] = (), static_argnames: str | Sequence[str] = ()) -> Jitted:  # fmt: skip
+def jit(
+    fun: Callable,
+    static_argnums: int | Sequence[int] = (),
+    static_argnames: str | Sequence[str] = (),
+) -> Jitted:
     """Compile ``fun``: trace it once per input signature, optimise the jaxpr, lower it to MLX
     and ``mx.compile`` it. Later calls with the same tree structure, shapes and dtypes (and
     equal static arguments) skip tracing entirely.
@@ -201,5 +219,3 @@ def clear_caches() -> None:
     for j in list(_all_jitted):
         j._fast.clear()
         j._direct = j._direct_tree = None
-
-

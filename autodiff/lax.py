@@ -8,7 +8,7 @@ IR again. As in ``jax.lax``, wrappers that would be identities return the operan
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from autodiff import primitives as P
 from autodiff.ir import Literal, ShapedArray
@@ -41,8 +41,34 @@ def _binary(prim):
     return op
 
 
-(sqrt, rsqrt, exp, expm1, log, log1p, log2, log10, sin, cos, tan, arcsin, arccos, arctan, sinh,
- cosh, tanh, arcsinh, arccosh, arctanh, sigmoid, erf, erfinv, floor, ceil, round_) = map(_unary, P.UNARY_FLOAT)  # fmt: skip
+(
+    sqrt,
+    rsqrt,
+    exp,
+    expm1,
+    log,
+    log1p,
+    log2,
+    log10,
+    sin,
+    cos,
+    tan,
+    arcsin,
+    arccos,
+    arctan,
+    sinh,
+    cosh,
+    tanh,
+    arcsinh,
+    arccosh,
+    arctanh,
+    sigmoid,
+    erf,
+    erfinv,
+    floor,
+    ceil,
+    round_,
+) = map(_unary, P.UNARY_FLOAT)
 neg, abs_, sign, square, reciprocal = map(_unary, P.UNARY_NUMERIC)
 logical_not, stop_gradient = _unary(P.logical_not), _unary(P.stop_gradient)
 add, mul, max_, min_, sub, div, pow_, rem = map(_binary, P.BINARY_NUMERIC)
@@ -83,7 +109,11 @@ def broadcast_to(x, shape: Sequence[int]):
 def full(shape: Sequence[int], value, dtype: str):
     """A filled array; rank 0 gives a literal, so no equation is emitted."""
     lit = literal(value, dtype)
-    return lit if not shape else bind(P.broadcast_in_dim, lit, shape=tuple(shape), broadcast_dimensions=())  # fmt: skip
+    return (
+        lit
+        if not shape
+        else bind(P.broadcast_in_dim, lit, shape=tuple(shape), broadcast_dimensions=())
+    )
 
 
 def zeros_like_aval(aval: ShapedArray):

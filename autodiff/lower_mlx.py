@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import mlx.core as mx
 
@@ -18,17 +18,40 @@ from autodiff import primitives as P
 from autodiff.ir import ClosedJaxpr, Jaxpr, Literal, Var, _names, is_float, is_int
 
 MX_DTYPES = {
-    "bool": mx.bool_, "int8": mx.int8, "int16": mx.int16, "int32": mx.int32, "int64": mx.int64,
-    "uint8": mx.uint8, "uint16": mx.uint16, "uint32": mx.uint32, "uint64": mx.uint64,
-    "float16": mx.float16, "bfloat16": mx.bfloat16, "float32": mx.float32, "float64": mx.float64,
-}  # fmt: skip
+    "bool": mx.bool_,
+    "int8": mx.int8,
+    "int16": mx.int16,
+    "int32": mx.int32,
+    "int64": mx.int64,
+    "uint8": mx.uint8,
+    "uint16": mx.uint16,
+    "uint32": mx.uint32,
+    "uint64": mx.uint64,
+    "float16": mx.float16,
+    "bfloat16": mx.bfloat16,
+    "float32": mx.float32,
+    "float64": mx.float64,
+}
 
 lowerings: dict[P.Primitive, Callable] = {}
 
-_MX_NAMES = {"neg": "negative", "abs": "abs", "sub": "subtract", "mul": "multiply",
-             "div": "divide", "pow": "power", "max": "maximum", "min": "minimum",
-             "rem": "remainder", "eq": "equal", "ne": "not_equal", "lt": "less",
-             "le": "less_equal", "gt": "greater", "ge": "greater_equal"}  # fmt: skip
+_MX_NAMES = {
+    "neg": "negative",
+    "abs": "abs",
+    "sub": "subtract",
+    "mul": "multiply",
+    "div": "divide",
+    "pow": "power",
+    "max": "maximum",
+    "min": "minimum",
+    "rem": "remainder",
+    "eq": "equal",
+    "ne": "not_equal",
+    "lt": "less",
+    "le": "less_equal",
+    "gt": "greater",
+    "ge": "greater_equal",
+}
 
 
 def _dt(dtype: str) -> str:
@@ -105,7 +128,11 @@ def _pad_interior(x, value, config):
 
 
 lowerings[P.pad] = _pad
-lowerings[P.concatenate] = lambda a, ins, outs, dimension: f"mx.concatenate([{', '.join(a)}], axis={dimension})"  # fmt: skip
+lowerings[P.concatenate] = lambda a, ins, outs, dimension: (
+    f"mx.concatenate([{', '.join(a)}], axis={dimension})"
+)
+
+
 def _iota(args, ins, outs, dtype, shape, dimension):
     r = f"mx.arange({shape[dimension]}, dtype={_dt(dtype)})"
     if len(shape) == 1:
@@ -116,13 +143,17 @@ def _iota(args, ins, outs, dtype, shape, dimension):
 
 lowerings[P.iota] = _iota
 lowerings[P.take] = lambda a, ins, outs, axis: f"mx.take({a[0]}, {a[1]}, axis={axis})"
-lowerings[P.take_along_axis] = lambda a, ins, outs, axis: f"mx.take_along_axis({a[0]}, {a[1]}, axis={axis})"  # fmt: skip
-lowerings[P.scatter_add] = lambda a, ins, outs, axis: f"{a[0]}.at[{':, ' * axis}{a[1]}].add({a[2]})"  # fmt: skip
+lowerings[P.take_along_axis] = lambda a, ins, outs, axis: (
+    f"mx.take_along_axis({a[0]}, {a[1]}, axis={axis})"
+)
+lowerings[P.scatter_add] = lambda a, ins, outs, axis: f"{a[0]}.at[{':, ' * axis}{a[1]}].add({a[2]})"
 for _p, _name in zip(P.REDUCTIONS, ("sum", "max", "min", "prod")):
     lowerings[_p] = (lambda n: lambda a, ins, outs, axes: f"mx.{n}({a[0]}, axis={axes})")(_name)
 lowerings[P.argmax] = lambda a, ins, outs, axis: f"mx.argmax({a[0]}, axis={axis}).astype(mx.int32)"
 lowerings[P.argmin] = lambda a, ins, outs, axis: f"mx.argmin({a[0]}, axis={axis}).astype(mx.int32)"
-lowerings[P.cumsum] = lambda a, ins, outs, axis, reverse: f"mx.cumsum({a[0]}, axis={axis}, reverse={reverse})"  # fmt: skip
+lowerings[P.cumsum] = lambda a, ins, outs, axis, reverse: (
+    f"mx.cumsum({a[0]}, axis={axis}, reverse={reverse})"
+)
 
 
 def _dot_general(args, ins, outs, dimension_numbers):
@@ -197,9 +228,7 @@ def lower_jaxpr(jaxpr: Jaxpr, name: str = "lowered") -> Lowered:
     lines = [f"def {name}({', '.join(params)}):"]
     for eqn in jaxpr.eqns:
         all_lit = all(type(a) is Literal for a in eqn.inputs)
-        args = [
-            _literal_src(a, all_lit) if type(a) is Literal else names[a] for a in eqn.inputs
-        ]
+        args = [_literal_src(a, all_lit) if type(a) is Literal else names[a] for a in eqn.inputs]
         rule = lowerings.get(eqn.prim)
         if rule is None:
             raise NotImplementedError(f"no MLX lowering for primitive '{eqn.prim.name}'")

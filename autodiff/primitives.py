@@ -93,8 +93,34 @@ UNARY_FLOAT = _family(
 UNARY_NUMERIC = _family("unary", "neg abs sign square reciprocal", _unary(_is_numeric, "a numeric"))
 (logical_not,) = _family("unary", "logical_not", _unary(is_bool, "a boolean"))
 (stop_gradient,) = _family("unary", "stop_gradient", _unary(lambda d: True, "any"))
-(sqrt, rsqrt, exp, expm1, log, log1p, log2, log10, sin, cos, tan, arcsin, arccos, arctan,
- sinh, cosh, tanh, arcsinh, arccosh, arctanh, sigmoid, erf, erfinv, floor, ceil, round_) = UNARY_FLOAT  # fmt: skip
+(
+    sqrt,
+    rsqrt,
+    exp,
+    expm1,
+    log,
+    log1p,
+    log2,
+    log10,
+    sin,
+    cos,
+    tan,
+    arcsin,
+    arccos,
+    arctan,
+    sinh,
+    cosh,
+    tanh,
+    arcsinh,
+    arccosh,
+    arctanh,
+    sigmoid,
+    erf,
+    erfinv,
+    floor,
+    ceil,
+    round_,
+) = UNARY_FLOAT
 neg, abs_, sign, square, reciprocal = UNARY_NUMERIC
 
 # add/mul/max/min also take booleans (logical or/and, as in NumPy and JAX).
@@ -224,6 +250,7 @@ slice_ = _def("slice", "shape", _slice_rule)
 pad = _def("pad", "shape", _pad_rule)
 concatenate = _def("concatenate", "shape", _concatenate_rule)
 
+
 def _iota_rule(*, dtype, shape, dimension):
     if not 0 <= dimension < len(shape):
         raise ValueError(f"iota: dimension {dimension} out of range for shape {shape}")
@@ -318,4 +345,8 @@ def _dot_general_rule(x, y, *, dimension_numbers):
 
 dot_general = _def("dot_general", "contraction", _dot_general_rule)
 
-ELEMENTWISE = frozenset(p for p in PRIMITIVES.values() if p.family in ("unary", "binary", "compare", "select", "convert"))
+ELEMENTWISE = frozenset(
+    p
+    for p in PRIMITIVES.values()
+    if p.family in ("unary", "binary", "compare", "select", "convert")
+)

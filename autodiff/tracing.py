@@ -14,7 +14,8 @@ become rank-0 literals.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from autodiff.errors import ConcretizationError, UnexpectedTracerError, user_location
 from autodiff.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Params, ShapedArray, Var, _dtype_name
@@ -42,8 +43,17 @@ class MixedOperandError(ConcretizationError):
 class Builder:
     """Collects the equations of one jaxpr being traced."""
 
-    __slots__ = ("parent", "eqns", "invars", "constvars", "const_vals", "const_index", "alive",
-                 "fun_name", "transform")  # fmt: skip
+    __slots__ = (
+        "parent",
+        "eqns",
+        "invars",
+        "constvars",
+        "const_vals",
+        "const_index",
+        "alive",
+        "fun_name",
+        "transform",
+    )
 
     def __init__(self, parent: Builder | None, fun_name: str, transform: str):
         self.parent = parent
@@ -124,7 +134,11 @@ def literal(x, dtype: str | None = None) -> Literal:
     return Literal(x, ShapedArray((), dtype))
 
 
-_SCALAR_AVALS = {bool: ShapedArray((), "bool"), int: ShapedArray((), "int32"), float: ShapedArray((), "float32")}  # fmt: skip
+_SCALAR_AVALS = {
+    bool: ShapedArray((), "bool"),
+    int: ShapedArray((), "int32"),
+    float: ShapedArray((), "float32"),
+}
 
 
 def aval_of(x: Any) -> ShapedArray:
@@ -140,8 +154,7 @@ def aval_of(x: Any) -> ShapedArray:
         return ShapedArray(tuple(x.shape), _dtype_name(x.dtype))
     except AttributeError:
         raise TypeError(
-            f"{t.__name__} is not a valid array type; pass mx.array, NumPy arrays or Python "
-            "scalars"
+            f"{t.__name__} is not a valid array type; pass mx.array, NumPy arrays or Python scalars"
         ) from None
 
 

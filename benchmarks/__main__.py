@@ -50,12 +50,14 @@ def first_call_ms(repeats: int = 7) -> dict:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}, MLX {mx.__version__}, device {mx.default_device()}"  # fmt: skip
+    return f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}, MLX {mx.__version__}, device {mx.default_device()}"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (under 2 minutes)")  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer, shorter rounds (under 2 minutes)"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--only", default=None, help="run workloads whose name contains this")
     args = parser.parse_args(argv)
@@ -77,20 +79,47 @@ def main(argv=None) -> int:
         eqns = len(w.program().eqns) if w.program else None
         jax_eqns = w.jax_eqns() if w.jax_eqns else None
         ratios = {ours: times[ours] / times[base] for ours, base in OURS_VS.items()}
-        results.append({"name": w.name, "group": w.group, "times_s": times, "ratios": ratios, "eqns": eqns, "jax_eqns": jax_eqns, "notes": w.notes})  # fmt: skip
-        print(f"done in {time.perf_counter() - t0:.1f}s: " + ", ".join(f"{k} / {OURS_VS[k]} = {v:.2f}" for k, v in ratios.items()))  # fmt: skip
-    summary = {
-        ours: math.exp(statistics.mean(math.log(r["ratios"][ours]) for r in results))
-        for ours in OURS_VS
-    } if results else {}  # fmt: skip
+        results.append(
+            {
+                "name": w.name,
+                "group": w.group,
+                "times_s": times,
+                "ratios": ratios,
+                "eqns": eqns,
+                "jax_eqns": jax_eqns,
+                "notes": w.notes,
+            }
+        )
+        print(
+            f"done in {time.perf_counter() - t0:.1f}s: "
+            + ", ".join(f"{k} / {OURS_VS[k]} = {v:.2f}" for k, v in ratios.items())
+        )
+    summary = (
+        {
+            ours: math.exp(statistics.mean(math.log(r["ratios"][ours]) for r in results))
+            for ours in OURS_VS
+        }
+        if results
+        else {}
+    )
     first = first_call_ms()
-    report = {"machine": machine(), "quick": args.quick, "rounds": rounds, "workloads": results, "geomean_ratios": summary, "first_call": first, "command": "python -m benchmarks" + (" --quick" if args.quick else "")}  # fmt: skip
+    report = {
+        "machine": machine(),
+        "quick": args.quick,
+        "rounds": rounds,
+        "workloads": results,
+        "geomean_ratios": summary,
+        "first_call": first,
+        "command": "python -m benchmarks" + (" --quick" if args.quick else ""),
+    }
     (out_dir / "results.json").write_text(json.dumps(report, indent=2))
     text = write_markdown(report, out_dir / "results.md")
     write_plots(report, out_dir)
     print()
     print(text)
-    print(f"total {time.perf_counter() - t_start:.0f}s; wrote {out_dir}/results.md, results.json and PNG plots")  # fmt: skip
+    print(
+        f"total {time.perf_counter() - t_start:.0f}s; wrote {out_dir}/results.md, results.json and PNG plots"
+    )
     return 0
 
 

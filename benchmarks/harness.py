@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import mlx.core as mx
 
@@ -36,7 +36,9 @@ def run(fn: Callable[[], object]) -> object:
     return out
 
 
-def time_contenders(contenders: dict[str, Callable[[], object]], rounds: int, target_s: float) -> dict[str, float]:  # fmt: skip
+def time_contenders(
+    contenders: dict[str, Callable[[], object]], rounds: int, target_s: float
+) -> dict[str, float]:
     """Median seconds per call of each contender."""
     per_call = {name: [] for name in contenders}
     iters = {}

@@ -23,21 +23,29 @@ def write_markdown(report: dict, path: Path) -> str:
         f"Machine: {report['machine']}. Command: `{report['command']}`. Median of "
         f"{report['rounds']} interleaved rounds per workload.",
         "",
-        "| workload | " + " | ".join(cols) + " | ad.grad / mx.grad | ad.jit / mx.compile | eqns (ours) | eqns (JAX) |",  # fmt: skip
+        "| workload | "
+        + " | ".join(cols)
+        + " | ad.grad / mx.grad | ad.jit / mx.compile | eqns (ours) | eqns (JAX) |",
         "|---" * (len(cols) + 5) + "|",
     ]
     for w in report["workloads"]:
         t = w["times_s"]
         r = w["ratios"]
         lines.append(
-            f"| {w['name']} | " + " | ".join(_fmt_time(t.get(c)) for c in cols)
-            + f" | {r['ad.grad']:.2f} | {r['ad.jit(ad.grad)']:.2f} | {w['eqns'] if w['eqns'] is not None else '-'} | {w['jax_eqns'] if w['jax_eqns'] is not None else '-'} |"  # fmt: skip
+            f"| {w['name']} | "
+            + " | ".join(_fmt_time(t.get(c)) for c in cols)
+            + f" | {r['ad.grad']:.2f} | {r['ad.jit(ad.grad)']:.2f} | {w['eqns'] if w['eqns'] is not None else '-'} | {w['jax_eqns'] if w['jax_eqns'] is not None else '-'} |"
         )
     g = report["geomean_ratios"]
     if g:
-        lines += ["", f"Geometric mean of ratios: ad.grad / mx.grad = **{g['ad.grad']:.2f}**, ad.jit(ad.grad) / mx.compile(mx.grad) = **{g['ad.jit(ad.grad)']:.2f}** (below 1 means autodiff is faster)."]  # fmt: skip
+        lines += [
+            "",
+            f"Geometric mean of ratios: ad.grad / mx.grad = **{g['ad.grad']:.2f}**, ad.jit(ad.grad) / mx.compile(mx.grad) = **{g['ad.jit(ad.grad)']:.2f}** (below 1 means autodiff is faster).",
+        ]
     fc = report["first_call"]
-    lines += [f"First call of `ad.jit(grad^4(f))`: trace + transform + optimise + lower = **{fc['lower_ms']:.1f} ms**; with MLX's kernel compilation on the first run: {fc['first_run_with_mx_compile_ms']:.0f} ms."]  # fmt: skip
+    lines += [
+        f"First call of `ad.jit(grad^4(f))`: trace + transform + optimise + lower = **{fc['lower_ms']:.1f} ms**; with MLX's kernel compilation on the first run: {fc['first_run_with_mx_compile_ms']:.0f} ms."
+    ]
     notes = [f"- {w['name']}: {w['notes']}" for w in report["workloads"] if w["notes"]]
     if notes:
         lines += ["", "Notes:"] + notes
@@ -61,8 +69,18 @@ def write_plots(report: dict, out_dir: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(ws) + 1.5))
     names = [w["name"] for w in ws]
     y = range(len(ws))
-    ax.barh([i - 0.2 for i in y], [w["ratios"]["ad.grad"] for w in ws], height=0.4, label="ad.grad / mx.grad")  # fmt: skip
-    ax.barh([i + 0.2 for i in y], [w["ratios"]["ad.jit(ad.grad)"] for w in ws], height=0.4, label="ad.jit(ad.grad) / mx.compile(mx.grad)")  # fmt: skip
+    ax.barh(
+        [i - 0.2 for i in y],
+        [w["ratios"]["ad.grad"] for w in ws],
+        height=0.4,
+        label="ad.grad / mx.grad",
+    )
+    ax.barh(
+        [i + 0.2 for i in y],
+        [w["ratios"]["ad.jit(ad.grad)"] for w in ws],
+        height=0.4,
+        label="ad.jit(ad.grad) / mx.compile(mx.grad)",
+    )
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_yticks(list(y), names)

@@ -4,8 +4,8 @@ object is what ``mx.grad`` differentiates) or ``jax.numpy``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import mlx.core as mx
 import numpy as np
@@ -74,8 +74,16 @@ def sin_cos(n: int) -> Workload:
 
     x = _arr(_rng().standard_normal(n))
     jax, jnp = _jax()
-    c = _grad_contenders(make(anp), (x,), jax_f=make(jnp) if jax else None, jax_args=(_to_jax(x),) if jax else None)  # fmt: skip
-    return Workload(f"sum(sin*cos) n=1e{int(np.log10(n))}", "elementwise", c, program=lambda: ad.jit(ad.grad(make(anp))).trace(x), jax_eqns=_jax_count(make, (x,)))  # fmt: skip
+    c = _grad_contenders(
+        make(anp), (x,), jax_f=make(jnp) if jax else None, jax_args=(_to_jax(x),) if jax else None
+    )
+    return Workload(
+        f"sum(sin*cos) n=1e{int(np.log10(n))}",
+        "elementwise",
+        c,
+        program=lambda: ad.jit(ad.grad(make(anp))).trace(x),
+        jax_eqns=_jax_count(make, (x,)),
+    )
 
 
 def _jax_count(make, args, transform=lambda jax, f: jax.grad(f)):
@@ -114,8 +122,19 @@ def mlp() -> Workload:
     x = _arr(rng.standard_normal((64, 784)))
     y = _arr(np.eye(10)[rng.integers(0, 10, 64)])
     jax, jnp = _jax()
-    c = _grad_contenders(_make_mlp_loss(anp), (params, x, y), jax_f=_make_mlp_loss(jnp) if jax else None, jax_args=_to_jax((params, x, y)) if jax else None)  # fmt: skip
-    return Workload("MLP 784-256-256-10, batch 64", "model", c, program=lambda: ad.jit(ad.grad(_make_mlp_loss(anp))).trace(params, x, y), jax_eqns=_jax_count(_make_mlp_loss, (params, x, y)))  # fmt: skip
+    c = _grad_contenders(
+        _make_mlp_loss(anp),
+        (params, x, y),
+        jax_f=_make_mlp_loss(jnp) if jax else None,
+        jax_args=_to_jax((params, x, y)) if jax else None,
+    )
+    return Workload(
+        "MLP 784-256-256-10, batch 64",
+        "model",
+        c,
+        program=lambda: ad.jit(ad.grad(_make_mlp_loss(anp))).trace(params, x, y),
+        jax_eqns=_jax_count(_make_mlp_loss, (params, x, y)),
+    )
 
 
 def nested_grad(depth: int) -> Workload:
@@ -140,7 +159,13 @@ def nested_grad(depth: int) -> Workload:
         jg = jax.jit(nest(jax.grad, make(jnp)))
         xj = jnp.asarray(0.5)
         c["jax.jit(jax.grad)"] = lambda: jg(xj)
-    return Workload(f"grad^{depth} of sin(x)^3 exp(x)", "higher order", c, program=lambda: ad.jit(ag).trace(x), jax_eqns=_jax_count(make, (x,), lambda jax, f: nest(jax.grad, f)))  # fmt: skip
+    return Workload(
+        f"grad^{depth} of sin(x)^3 exp(x)",
+        "higher order",
+        c,
+        program=lambda: ad.jit(ag).trace(x),
+        jax_eqns=_jax_count(make, (x,), lambda jax, f: nest(jax.grad, f)),
+    )
 
 
 def hvp() -> Workload:
@@ -167,7 +192,13 @@ def hvp() -> Workload:
         jh = jax.jit(lambda x, v: jax.jvp(jax.grad(fj), (x,), (v,))[1])
         xj, vj = _to_jax((x, v))
         c["jax.jit(jax.grad)"] = lambda: jh(xj, vj)
-    return Workload("Hessian-vector product, n=512", "higher order", c, program=lambda: ad.jit(ad_hvp).trace(x, v), notes="MLX: mx.jvp(mx.grad(f)); ours: ad.jvp(ad.grad(f))")  # fmt: skip
+    return Workload(
+        "Hessian-vector product, n=512",
+        "higher order",
+        c,
+        program=lambda: ad.jit(ad_hvp).trace(x, v),
+        notes="MLX: mx.jvp(mx.grad(f)); ours: ad.jvp(ad.grad(f))",
+    )
 
 
 def hessian_100() -> Workload:
@@ -202,7 +233,13 @@ def hessian_100() -> Workload:
         jh = jax.jit(jax.hessian(fj))
         xj = _to_jax(x)
         c["jax.jit(jax.grad)"] = lambda: jh(xj)
-    return Workload("hessian, n=100", "higher order", c, program=lambda: ad.jit(ah).trace(x), notes="MLX: mx.vmap over mx.jvp(mx.grad(f)); ours: ad.hessian; JAX: jax.hessian")  # fmt: skip
+    return Workload(
+        "hessian, n=100",
+        "higher order",
+        c,
+        program=lambda: ad.jit(ah).trace(x),
+        notes="MLX: mx.vmap over mx.jvp(mx.grad(f)); ours: ad.hessian; JAX: jax.hessian",
+    )
 
 
 def per_example() -> Workload:
@@ -224,7 +261,13 @@ def per_example() -> Workload:
         jv = jax.jit(jax.vmap(jax.grad(_make_mlp_loss(jnp)), in_axes=(None, 0, 0)))
         pj, xj, yj = _to_jax((params, x, y))
         c["jax.jit(jax.grad)"] = lambda: jv(pj, xj, yj)
-    return Workload("per-example grads, MLP, 128 examples", "vmap", c, program=lambda: ad.jit(av).trace(params, x, y), notes="MLX: mx.vmap(mx.grad); ours: ad.vmap(ad.grad)")  # fmt: skip
+    return Workload(
+        "per-example grads, MLP, 128 examples",
+        "vmap",
+        c,
+        program=lambda: ad.jit(av).trace(params, x, y),
+        notes="MLX: mx.vmap(mx.grad); ours: ad.vmap(ad.grad)",
+    )
 
 
 def _make_attention(xp):
@@ -250,8 +293,19 @@ def attention() -> Workload:
     params["g"] = mx.ones(d)
     x = _arr(rng.standard_normal((s, d)))
     jax, jnp = _jax()
-    c = _grad_contenders(_make_attention(anp), (params, x), jax_f=_make_attention(jnp) if jax else None, jax_args=_to_jax((params, x)) if jax else None)  # fmt: skip
-    return Workload("single-head attention block, seq 128, d 64", "model", c, program=lambda: ad.jit(ad.grad(_make_attention(anp))).trace(params, x), jax_eqns=_jax_count(_make_attention, (params, x)))  # fmt: skip
+    c = _grad_contenders(
+        _make_attention(anp),
+        (params, x),
+        jax_f=_make_attention(jnp) if jax else None,
+        jax_args=_to_jax((params, x)) if jax else None,
+    )
+    return Workload(
+        "single-head attention block, seq 128, d 64",
+        "model",
+        c,
+        program=lambda: ad.jit(ad.grad(_make_attention(anp))).trace(params, x),
+        jax_eqns=_jax_count(_make_attention, (params, x)),
+    )
 
 
 def all_workloads(quick: bool) -> list[Callable[[], Workload]]:

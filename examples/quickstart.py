@@ -16,7 +16,7 @@ def loss(params, x, y):
     """Cross-entropy of a two-layer MLP."""
     h = anp.tanh(x @ params["w1"] + params["b1"])
     logits = h @ params["w2"] + params["b2"]
-    return -anp.mean(anp.sum(y * (logits - anp.logsumexp(logits, axis=-1, keepdims=True)), axis=-1))  # fmt: skip
+    return -anp.mean(anp.sum(y * (logits - anp.logsumexp(logits, axis=-1, keepdims=True)), axis=-1))
 
 
 def section(title):
@@ -25,9 +25,11 @@ def section(title):
 
 mx.random.seed(0)
 params = {
-    "w1": mx.random.normal((4, 8)) * 0.5, "b1": mx.zeros(8),
-    "w2": mx.random.normal((8, 3)) * 0.5, "b2": mx.zeros(3),
-}  # fmt: skip
+    "w1": mx.random.normal((4, 8)) * 0.5,
+    "b1": mx.zeros(8),
+    "w2": mx.random.normal((8, 3)) * 0.5,
+    "b2": mx.zeros(3),
+}
 x = mx.random.normal((16, 4))
 y = mx.eye(3)[mx.random.randint(0, 3, (16,))]
 
@@ -62,7 +64,11 @@ section("5. Third derivative: grad(grad(grad(f)))")
 f = lambda t: anp.sin(t) ** 3 * anp.exp(t)
 d3 = ad.grad(ad.grad(ad.grad(f)))
 t = 0.5
-closed_form = np.exp(t) / 4 * (3 * 2**1.5 * np.sin(t + 3 * np.pi / 4) - 10**1.5 * np.sin(3 * t + 3 * np.arctan(3)))  # fmt: skip
+closed_form = (
+    np.exp(t)
+    / 4
+    * (3 * 2**1.5 * np.sin(t + 3 * np.pi / 4) - 10**1.5 * np.sin(3 * t + 3 * np.arctan(3)))
+)
 print(f"f'''(0.5) = {float(d3(mx.array(t))):.5f}   closed form {closed_form:.5f}")
 print(f"equations in the grad^3 program: {len(ad.make_jaxpr(d3)(mx.array(t)).eqns)}")
 

@@ -34,9 +34,29 @@ def test_every_primitive_has_a_rule_or_a_reason(table):
 
 
 def test_transpose_rules_exist_exactly_for_linear_primitives():
-    linear = {"add", "sub", "neg", "mul", "div", "select", "convert", "broadcast_in_dim", "reduce_sum",  # fmt: skip
-              "reshape", "transpose", "squeeze", "expand_dims", "slice", "pad", "concatenate",
-              "take", "take_along_axis", "scatter_add", "cumsum", "dot_general"}  # fmt: skip
+    linear = {
+        "add",
+        "sub",
+        "neg",
+        "mul",
+        "div",
+        "select",
+        "convert",
+        "broadcast_in_dim",
+        "reduce_sum",
+        "reshape",
+        "transpose",
+        "squeeze",
+        "expand_dims",
+        "slice",
+        "pad",
+        "concatenate",
+        "take",
+        "take_along_axis",
+        "scatter_add",
+        "cumsum",
+        "dot_general",
+    }
     assert {p.name for p in transpose_rules} == linear
 
 

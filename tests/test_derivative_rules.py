@@ -67,4 +67,9 @@ def test_matches_mlx_first_and_second_order(row, data):
         return
     # second order: a Hessian-vector product, forward-over-reverse
     g0 = lambda x: g(x, *diff_args[1:])
-    _close(ad.jvp(ad.grad(g0), (diff_args[0],), (tangents[0],))[1], mx.jvp(mx.grad(g0), [diff_args[0]], [tangents[0]])[1][0], rtol=1e-3, atol=1e-4)  # fmt: skip
+    _close(
+        ad.jvp(ad.grad(g0), (diff_args[0],), (tangents[0],))[1],
+        mx.jvp(mx.grad(g0), [diff_args[0]], [tangents[0]])[1][0],
+        rtol=1e-3,
+        atol=1e-4,
+    )

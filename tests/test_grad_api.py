@@ -28,7 +28,10 @@ def loss(params, x):
 
 def make_params():
     return {
-        "layers": [{"w": mx.random.normal((3, 4)), "b": mx.zeros(4)}, {"w": mx.random.normal((4, 2)), "b": None}],  # fmt: skip
+        "layers": [
+            {"w": mx.random.normal((3, 4)), "b": mx.zeros(4)},
+            {"w": mx.random.normal((4, 2)), "b": None},
+        ],
         "pair": Pair(mx.array(1.5), mx.array([0.5, -1.0])),
     }
 
@@ -80,7 +83,9 @@ def test_errors_are_worded_like_jax_and_name_the_function():
         ad.grad(vector_loss)(mx.ones(3))
     with pytest.raises(TypeError, match="floating-point scalar"):
         ad.grad(lambda x: anp.sum(x).astype(mx.int32))(mx.ones(3))
-    with pytest.raises(TransformError, match=r"argnums=2 is out of range.*`vector_loss`.*1 positional"):  # fmt: skip
+    with pytest.raises(
+        TransformError, match=r"argnums=2 is out of range.*`vector_loss`.*1 positional"
+    ):
         ad.grad(vector_loss, argnums=2)(mx.ones(3))
     with pytest.raises(TransformError, match="duplicates"):
         ad.grad(lambda x, y: x * y, argnums=(0, -2))(mx.ones(()), mx.ones(()))

@@ -17,7 +17,14 @@ def f(x):
 
 def f_derivative(n: int, x: float) -> float:
     # sin^3 x = (3 sin x - sin 3x) / 4 and d^n/dx^n e^x sin(kx) = (1+k^2)^(n/2) e^x sin(kx + n atan k)
-    return math.exp(x) / 4 * (3 * 2 ** (n / 2) * math.sin(x + n * math.pi / 4) - 10 ** (n / 2) * math.sin(3 * x + n * math.atan(3)))  # fmt: skip
+    return (
+        math.exp(x)
+        / 4
+        * (
+            3 * 2 ** (n / 2) * math.sin(x + n * math.pi / 4)
+            - 10 ** (n / 2) * math.sin(3 * x + n * math.atan(3))
+        )
+    )
 
 
 def nested_grad(depth):
@@ -64,7 +71,11 @@ def test_grad_of_vjp_and_linearize():
 
 
 def test_mlp_loss_second_order_check_grads():
-    params = {"w1": mx.random.normal((3, 4)) * 0.5, "b1": mx.zeros(4), "w2": mx.random.normal((4, 2)) * 0.5}  # fmt: skip
+    params = {
+        "w1": mx.random.normal((3, 4)) * 0.5,
+        "b1": mx.zeros(4),
+        "w2": mx.random.normal((4, 2)) * 0.5,
+    }
     x, y = mx.random.normal((5, 3)), mx.random.normal((5, 2))
 
     def loss(p):

@@ -29,8 +29,17 @@ def test_hessian_50d_against_finite_differences_of_grad():
     assert H.shape == (n, n)
     grad_jaxpr = ad.make_jaxpr(ad.grad(f))(x)
     x64, eps = np.array(x, np.float64), 1e-5
-    fd = np.stack([(interpret(grad_jaxpr, x64 + eps * e)[0] - interpret(grad_jaxpr, x64 - eps * e)[0]) / (2 * eps) for e in np.eye(n)], axis=1)  # fmt: skip
-    np.testing.assert_allclose(interpret(ad.make_jaxpr(ad.hessian(f))(x), x64)[0], fd, rtol=1e-6, atol=1e-7)  # fmt: skip
+    fd = np.stack(
+        [
+            (interpret(grad_jaxpr, x64 + eps * e)[0] - interpret(grad_jaxpr, x64 - eps * e)[0])
+            / (2 * eps)
+            for e in np.eye(n)
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(
+        interpret(ad.make_jaxpr(ad.hessian(f))(x), x64)[0], fd, rtol=1e-6, atol=1e-7
+    )
     np.testing.assert_allclose(np.array(H), fd, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(np.array(H), np.array(H).T, atol=1e-5)
 
@@ -76,26 +85,42 @@ def _mlp_loss(params, x, y):
 def test_per_example_gradients_mlp_batch_128():
     rng = np.random.default_rng(1)
     params = {
-        "w1": mx.array(rng.standard_normal((20, 32)).astype(np.float32) * 0.3), "b1": mx.zeros(32),
-        "w2": mx.array(rng.standard_normal((32, 10)).astype(np.float32) * 0.3), "b2": mx.zeros(10),
-    }  # fmt: skip
+        "w1": mx.array(rng.standard_normal((20, 32)).astype(np.float32) * 0.3),
+        "b1": mx.zeros(32),
+        "w2": mx.array(rng.standard_normal((32, 10)).astype(np.float32) * 0.3),
+        "b2": mx.zeros(10),
+    }
     xs = mx.array(rng.standard_normal((128, 20)).astype(np.float32))
     ys = mx.array(np.eye(10, dtype=np.float32)[rng.integers(0, 10, 128)])
     per_example = ad.vmap(ad.grad(_mlp_loss), in_axes=(None, 0, 0))(params, xs, ys)
     assert per_example["w1"].shape == (128, 20, 32)
     for i in range(128):
-        close(ad.tree_map(lambda g: g[i], per_example), ad.grad(_mlp_loss)(params, xs[i], ys[i]), tol=1e-4)  # fmt: skip
-    close(ad.tree_map(lambda g: g.sum(0), per_example), ad.grad(_mlp_loss)(params, xs, ys), tol=1e-3)  # fmt: skip
+        close(
+            ad.tree_map(lambda g: g[i], per_example),
+            ad.grad(_mlp_loss)(params, xs[i], ys[i]),
+            tol=1e-4,
+        )
+    close(
+        ad.tree_map(lambda g: g.sum(0), per_example), ad.grad(_mlp_loss)(params, xs, ys), tol=1e-3
+    )
 
 
-@pytest.mark.parametrize("compose", ["grad_vmap", "vmap_vmap", "jacfwd_jacrev", "jacrev_jacfwd", "vmap_hessian"])  # fmt: skip
+@pytest.mark.parametrize(
+    "compose", ["grad_vmap", "vmap_vmap", "jacfwd_jacrev", "jacrev_jacfwd", "vmap_hessian"]
+)
 def test_compositions(compose):
     f = lambda x: anp.sum(anp.sin(x) * x**2)
     xs = mx.random.normal((3, 4))
     if compose == "grad_vmap":
-        close(ad.grad(lambda x: anp.sum(ad.vmap(f)(x)))(xs), mx.grad(lambda x: mx.sum(mx.vmap(f)(x)))(xs))  # fmt: skip
+        close(
+            ad.grad(lambda x: anp.sum(ad.vmap(f)(x)))(xs),
+            mx.grad(lambda x: mx.sum(mx.vmap(f)(x)))(xs),
+        )
     elif compose == "vmap_vmap":
-        close(ad.vmap(ad.vmap(ad.grad(f)))(xs[:, :, None]), ad.vmap(ad.grad(f))(xs.reshape(-1, 1)).reshape(3, 4, 1))  # fmt: skip
+        close(
+            ad.vmap(ad.vmap(ad.grad(f)))(xs[:, :, None]),
+            ad.vmap(ad.grad(f))(xs.reshape(-1, 1)).reshape(3, 4, 1),
+        )
     elif compose == "jacfwd_jacrev":
         close(ad.jacfwd(ad.jacrev(f))(xs[0]), ad.jacrev(ad.jacfwd(f))(xs[0]), tol=1e-4)
     elif compose == "jacrev_jacfwd":

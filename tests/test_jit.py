@@ -58,7 +58,9 @@ def test_static_args_and_closure_constants():
 
 def test_lower_shows_mlx_source():
     text = ad.jit(ad.grad(lambda x: anp.sum(anp.sin(x) * anp.cos(x)))).lower(mx.ones(4)).as_text()
-    assert text.startswith("def ") and "mx.sin(" in text and "mx.cos(" in text and "return (" in text  # fmt: skip
+    assert (
+        text.startswith("def ") and "mx.sin(" in text and "mx.cos(" in text and "return (" in text
+    )
 
 
 def test_jit_composes_with_transforms():
@@ -85,7 +87,9 @@ def test_compiled_execution(compiled):
     params = {"w": mx.random.normal((8, 4)), "b": mx.zeros(4)}
     loss = lambda p, x: anp.mean(anp.maximum(x @ p["w"] + p["b"], 0.0) ** 2)
     xs = mx.random.normal((16, 8))
-    close(ad.jit(ad.value_and_grad(loss))(params, xs), mx.value_and_grad(loss)(params, xs), tol=1e-4)  # fmt: skip
+    close(
+        ad.jit(ad.value_and_grad(loss))(params, xs), mx.value_and_grad(loss)(params, xs), tol=1e-4
+    )
 
 
 def test_unjitted_transform_compiles_from_second_use():
@@ -118,7 +122,11 @@ def test_caches_are_bounded_clearable_and_thread_safe():
         try:
             x = mx.array([float(seed), 1.0])
             for _ in range(20):
-                close(ad.grad(lambda x: anp.sum(anp.sin(x) * x))(x), mx.cos(x) * x + mx.sin(x), tol=1e-4)  # fmt: skip
+                close(
+                    ad.grad(lambda x: anp.sum(anp.sin(x) * x))(x),
+                    mx.cos(x) * x + mx.sin(x),
+                    tol=1e-4,
+                )
                 close(ad.jit(lambda x: x * 2)(x), 2 * x)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)

@@ -23,7 +23,13 @@ def assert_matches(got, expected, rtol, atol):
     for g, e in zip(got_l, expected_l):
         g_np, e_np = as_np(mx.array(g)) if not isinstance(g, np.ndarray) else g, as_np(e)
         assert g_np.shape == e_np.shape, (g_np.shape, e_np.shape)
-        np.testing.assert_allclose(np.asarray(g_np, np.float64), np.asarray(e_np, np.float64), rtol=rtol, atol=atol, equal_nan=True)  # fmt: skip
+        np.testing.assert_allclose(
+            np.asarray(g_np, np.float64),
+            np.asarray(e_np, np.float64),
+            rtol=rtol,
+            atol=atol,
+            equal_nan=True,
+        )
 
 
 @pytest.mark.parametrize("row", ROWS, ids=ROW_IDS)

@@ -39,8 +39,13 @@ def test_against_finite_differences_second_order(prog, x):
 
 
 @settings(max_examples=15)
-@given(programs(max_steps=4), shapes(0, 2, 1, 3).flatmap(lambda s: arrays((3,) + s, low=-1.5, high=1.5)))  # fmt: skip
+@given(
+    programs(max_steps=4),
+    shapes(0, 2, 1, 3).flatmap(lambda s: arrays((3,) + s, low=-1.5, high=1.5)),
+)
 def test_vmap_of_grad_matches_loop(prog, xs):
     batched = ad.vmap(ad.grad(prog))(xs)
     for i in range(xs.shape[0]):
-        np.testing.assert_allclose(np.array(batched[i]), np.array(ad.grad(prog)(xs[i])), rtol=1e-4, atol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(
+            np.array(batched[i]), np.array(ad.grad(prog)(xs[i])), rtol=1e-4, atol=1e-5
+        )

@@ -16,7 +16,7 @@ from autodiff.primitives import add, sin
 def mlp_loss(params, x, y):
     h = anp.tanh(x @ params["w1"] + params["b1"])
     logits = h @ params["w2"] + params["b2"]
-    return -anp.mean(anp.sum(y * (logits - anp.logsumexp(logits, axis=-1, keepdims=True)), axis=-1))  # fmt: skip
+    return -anp.mean(anp.sum(y * (logits - anp.logsumexp(logits, axis=-1, keepdims=True)), axis=-1))
 
 
 def mlp_params():
@@ -26,13 +26,18 @@ def mlp_params():
 def test_mlp_jaxpr_prints_like_jax():
     text = str(ad.make_jaxpr(mlp_loss)(mlp_params(), mx.ones((5, 4)), mx.ones((5, 3))))
     lines = text.splitlines()
-    assert lines[0] == "{ lambda ; a:f32[8] b:f32[3] c:f32[4,8] d:f32[8,3] e:f32[5,4] f:f32[5,3]. let"
+    assert (
+        lines[0] == "{ lambda ; a:f32[8] b:f32[3] c:f32[4,8] d:f32[8,3] e:f32[5,4] f:f32[5,3]. let"
+    )
     assert "    g:f32[5,8] = dot_general[dimension_numbers=(((1,), (0,)), ((), ()))] e c" in lines
     assert "    h:f32[5,8] = broadcast_in_dim[broadcast_dimensions=(1,) shape=(5, 8)] a" in lines
     assert "    j:f32[5,8] = tanh i" in lines
     assert re.fullmatch(r"  in \([a-z]+,\) \}", lines[-1])
     for line in lines[1:-1]:
-        assert re.fullmatch(r"    [a-z]+:(f32|bool|i32)\[[\d,]*\] = [a-z_]+(\[.*\])?( [a-z]+| [\d.e+-]+| inf)+", line), line  # fmt: skip
+        assert re.fullmatch(
+            r"    [a-z]+:(f32|bool|i32)\[[\d,]*\] = [a-z_]+(\[.*\])?( [a-z]+| [\d.e+-]+| inf)+",
+            line,
+        ), line
 
 
 def test_consts_and_weak_literals():
@@ -44,7 +49,12 @@ def test_consts_and_weak_literals():
     assert half.out_avals[0].dtype == "float16"
     ints = ad.make_jaxpr(lambda x: x * 2.5)(mx.ones(3, dtype=mx.int32))
     assert ints.out_avals[0].dtype == "float32"
-    assert ad.make_jaxpr(lambda x: x + x.astype(mx.int64))(mx.ones(2, dtype=mx.int32)).out_avals[0].dtype == "int64"  # fmt: skip
+    assert (
+        ad.make_jaxpr(lambda x: x + x.astype(mx.int64))(mx.ones(2, dtype=mx.int32))
+        .out_avals[0]
+        .dtype
+        == "int64"
+    )
 
 
 def test_concrete_array_on_the_left_defers_to_tracers():
@@ -61,7 +71,9 @@ def test_closure_conversion_no_perturbation_confusion():
     # d/dx [x * d/dy (x * y)] = d/dx x^2 = 2x; the inner derivative must not see x's tangent
     f = lambda x: x * ad.grad(lambda y: x * y)(x)
     assert float(ad.grad(f)(mx.array(3.0))) == pytest.approx(6.0)
-    assert float(ad.grad(lambda x: ad.grad(lambda y: x * y)(x))(mx.array(2.0))) == pytest.approx(1.0)  # fmt: skip
+    assert float(ad.grad(lambda x: ad.grad(lambda y: x * y)(x))(mx.array(2.0))) == pytest.approx(
+        1.0
+    )
     # JAX's classic: grad(lambda x: x * grad(lambda y: x + y)(1.))(1.) == 1
     g = lambda x: x * ad.grad(lambda y: x + y)(mx.array(1.0))
     assert float(ad.grad(g)(mx.array(1.0))) == pytest.approx(1.0)

@@ -25,12 +25,14 @@ def _close(got, expected, tol=1e-5):
     assert len(g) == len(e)
     for a, b in zip(g, e):
         assert a.shape == b.shape, (a.shape, b.shape)
-        np.testing.assert_allclose(np.array(a.astype(mx.float32)), np.array(b.astype(mx.float32)), rtol=tol, atol=tol)  # fmt: skip
+        np.testing.assert_allclose(
+            np.array(a.astype(mx.float32)), np.array(b.astype(mx.float32)), rtol=tol, atol=tol
+        )
 
 
 def _axis_choices(ranks):
     """in_axes combinations: all 0, all middle, all last, then None on each operand in turn."""
-    combos = [tuple(0 for _ in ranks), tuple((r + 1) // 2 for r in ranks), tuple(-1 for _ in ranks)]  # fmt: skip
+    combos = [tuple(0 for _ in ranks), tuple((r + 1) // 2 for r in ranks), tuple(-1 for _ in ranks)]
     for i in range(len(ranks)):
         if len(ranks) > 1:
             combos.append(tuple(None if j == i else 0 for j in range(len(ranks))))
@@ -47,12 +49,12 @@ def test_batching_rule_matches_loop(row, data):
         batched = [
             examples[0][i] if d is None else _stack([ex[i] for ex in examples], d)
             for i, d in enumerate(axes)
-        ]  # fmt: skip
+        ]
         got = ad.vmap(row.fun, in_axes=axes)(*batched)
         per_example = [
             row.fun(*[examples[0][i] if d is None else ex[i] for i, d in enumerate(axes)])
             for ex in examples
-        ]  # fmt: skip
+        ]
         expected = ad.tree_map(lambda *xs: mx.stack(xs), *per_example)
         _close(got, expected)
         if axes == tuple(0 for _ in ranks) and row.mx_vmap:
@@ -75,7 +77,12 @@ def test_vmap_api_axes_and_pytrees():
     _close(ad.vmap(lambda: mx.ones(2), axis_size=5)(), mx.ones((5, 2)))
     _close(ad.vmap(lambda x: mx.array(1.0) + 0 * anp.sum(x))(xs), mx.ones(4))
     # nested vmap, vmap of jvp
-    _close(ad.vmap(ad.vmap(lambda a, b: a * b, in_axes=(0, None)), in_axes=(None, 0))(mx.arange(3.0), mx.arange(2.0)), mx.arange(2.0)[:, None] * mx.arange(3.0))  # fmt: skip
+    _close(
+        ad.vmap(ad.vmap(lambda a, b: a * b, in_axes=(0, None)), in_axes=(None, 0))(
+            mx.arange(3.0), mx.arange(2.0)
+        ),
+        mx.arange(2.0)[:, None] * mx.arange(3.0),
+    )
     t = mx.ones_like(xs)
     _close(ad.vmap(lambda x, t: ad.jvp(anp.sin, (x,), (t,))[1])(xs, t), mx.cos(xs))
 

@@ -12,7 +12,6 @@ from transforms.dce import dce
 from transforms.reassociate import reassociate
 from transforms.simplify import simplify
 
-
 # Tests set this: every transform's output is then typechecked before and after optimisation.
 TYPECHECK = False
 

@@ -11,7 +11,7 @@ tangent equally between tied operands, ``sqrt'(0) = inf``.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from autodiff import lax
 from autodiff import primitives as P
@@ -127,12 +127,19 @@ defjvp(P.arccosh, lambda t, x: mul(t, L.rsqrt(mul(sub(x, 1.0), add(x, 1.0)))))
 defjvp(P.arctanh, lambda t, x: div(t, sub(1.0, L.square(x))))
 defjvp(P.sigmoid, lambda t, y, x: mul(t, mul(y, sub(1.0, y))), use_out=True)
 defjvp(P.erf, lambda t, x: mul(t, mul(L.exp(neg(L.square(x))), 2 / math.sqrt(math.pi))))
-defjvp(P.erfinv, lambda t, y, x: mul(t, mul(L.exp(L.square(y)), math.sqrt(math.pi) / 2)), use_out=True)  # fmt: skip
+defjvp(
+    P.erfinv, lambda t, y, x: mul(t, mul(L.exp(L.square(y)), math.sqrt(math.pi) / 2)), use_out=True
+)
 for _p in (P.sign, P.floor, P.ceil, P.round_, P.logical_not, *P.COMPARE, *P.LOGICAL):
     defzero(_p)
 
 defjvp(P.mul, lambda tx, x, y: mul(tx, y), lambda ty, x, y: mul(x, ty))
-defjvp(P.div, lambda tx, out, x, y: div(tx, y), lambda ty, out, x, y: neg(mul(ty, div(out, y))), use_out=True)  # fmt: skip
+defjvp(
+    P.div,
+    lambda tx, out, x, y: div(tx, y),
+    lambda ty, out, x, y: neg(mul(ty, div(out, y))),
+    use_out=True,
+)
 
 
 def _replace_zero(x):
@@ -156,12 +163,26 @@ defjvp(P.pow_, _pow_dx, _pow_dy, use_out=True)
 
 def _balanced_eq(x, z, y):
     """1 where x == z != y, 0.5 where x == z == y, else 0."""
-    one = L.select(L.eq(y, z), L.full(aval_of(z).shape, 0.5, aval_of(z).dtype), L.full(aval_of(z).shape, 1.0, aval_of(z).dtype))  # fmt: skip
+    one = L.select(
+        L.eq(y, z),
+        L.full(aval_of(z).shape, 0.5, aval_of(z).dtype),
+        L.full(aval_of(z).shape, 1.0, aval_of(z).dtype),
+    )
     return L.select(L.eq(x, z), one, L.full(aval_of(z).shape, 0.0, aval_of(z).dtype))
 
 
-defjvp(P.max_, lambda t, out, x, y: mul(t, _balanced_eq(x, out, y)), lambda t, out, x, y: mul(t, _balanced_eq(y, out, x)), use_out=True)  # fmt: skip
-defjvp(P.min_, lambda t, out, x, y: mul(t, _balanced_eq(x, out, y)), lambda t, out, x, y: mul(t, _balanced_eq(y, out, x)), use_out=True)  # fmt: skip
+defjvp(
+    P.max_,
+    lambda t, out, x, y: mul(t, _balanced_eq(x, out, y)),
+    lambda t, out, x, y: mul(t, _balanced_eq(y, out, x)),
+    use_out=True,
+)
+defjvp(
+    P.min_,
+    lambda t, out, x, y: mul(t, _balanced_eq(x, out, y)),
+    lambda t, out, x, y: mul(t, _balanced_eq(y, out, x)),
+    use_out=True,
+)
 defjvp(P.rem, lambda t, x, y: t, lambda t, x, y: mul(t, neg(L.floor(div(x, y)))))
 
 
@@ -169,7 +190,11 @@ def _arctan2_denominator(x, y):
     return add(L.square(x), L.square(y))
 
 
-defjvp(P.arctan2, lambda t, x, y: mul(t, div(y, _arctan2_denominator(x, y))), lambda t, x, y: mul(t, div(neg(x), _arctan2_denominator(x, y))))  # fmt: skip
+defjvp(
+    P.arctan2,
+    lambda t, x, y: mul(t, div(y, _arctan2_denominator(x, y))),
+    lambda t, x, y: mul(t, div(neg(x), _arctan2_denominator(x, y))),
+)
 deflinear(P.select, linear_argnums=(1, 2))
 
 
@@ -186,8 +211,18 @@ jvp_rules[P.convert] = _convert_jvp
 # ---------------------------------------------------------------------------------------------
 # Structural, indexing, reductions, contraction
 
-for _p in (P.broadcast_in_dim, P.reshape, P.transpose, P.squeeze, P.expand_dims, P.slice_,
-           P.pad, P.concatenate, P.reduce_sum, P.cumsum):  # fmt: skip
+for _p in (
+    P.broadcast_in_dim,
+    P.reshape,
+    P.transpose,
+    P.squeeze,
+    P.expand_dims,
+    P.slice_,
+    P.pad,
+    P.concatenate,
+    P.reduce_sum,
+    P.cumsum,
+):
     deflinear(_p)
 deflinear(P.take, linear_argnums=(0,))
 deflinear(P.take_along_axis, linear_argnums=(0,))
@@ -298,7 +333,9 @@ def jvp_eval(closed: ClosedJaxpr, primals: Sequence, tangents: Sequence):
 _ZERO = object()  # marker for "no tangent" inside jvp_eval
 
 
-def jvp_jaxpr(closed: ClosedJaxpr, nonzeros: Sequence[bool], instantiate_outs: bool | Sequence[bool] = False):  # fmt: skip
+def jvp_jaxpr(
+    closed: ClosedJaxpr, nonzeros: Sequence[bool], instantiate_outs: bool | Sequence[bool] = False
+):
     """``(primals..., tangents for nonzero inputs...) -> (outs..., tangents of nonzero outs...)``.
 
     Returns the optimised closed jaxpr and, per output, whether its tangent is nonzero (always
@@ -308,7 +345,9 @@ def jvp_jaxpr(closed: ClosedJaxpr, nonzeros: Sequence[bool], instantiate_outs: b
     n = len(in_avals)
     t_avals = [a for a, nz in zip(in_avals, nonzeros) if nz]
     n_out = len(closed.jaxpr.outvars)
-    inst = [instantiate_outs] * n_out if isinstance(instantiate_outs, bool) else list(instantiate_outs)  # fmt: skip
+    inst = (
+        [instantiate_outs] * n_out if isinstance(instantiate_outs, bool) else list(instantiate_outs)
+    )
 
     def fun(*args):
         primals, it = args[:n], iter(args[n:])

@@ -9,12 +9,12 @@ are recomputed on the unknown side rather than passed as residuals.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from autodiff.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
 
 
-def partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: Sequence[bool], instantiate: Sequence[bool]):  # fmt: skip
+def partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: Sequence[bool], instantiate: Sequence[bool]):
     """Split ``closed`` given which inputs are unknown.
 
     Outputs in ``instantiate`` are always produced by the unknown side (a known value there is
@@ -32,20 +32,24 @@ def partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: Sequence[bool], instantiat
         else:
             known_eqns.append(eqn)
     out_unknowns = [
-        inst or (type(a) is Var and a in unknown_vars) for a, inst in zip(jaxpr.outvars, instantiate)
-    ]  # fmt: skip
+        inst or (type(a) is Var and a in unknown_vars)
+        for a, inst in zip(jaxpr.outvars, instantiate)
+    ]
 
     # Residuals: known variables the unknown side reads, except filled arrays, recomputed there.
     needed: set[Var] = set()
     for eqn in unknown_eqns:
         needed.update(a for a in eqn.inputs if type(a) is Var and a not in unknown_vars)
     needed.update(
-        a for a, u in zip(jaxpr.outvars, out_unknowns) if u and type(a) is Var and a not in unknown_vars
-    )  # fmt: skip
+        a
+        for a, u in zip(jaxpr.outvars, out_unknowns)
+        if u and type(a) is Var and a not in unknown_vars
+    )
     replicated = [
-        e for e in known_eqns
+        e
+        for e in known_eqns
         if all(type(a) is Literal for a in e.inputs) and any(v in needed for v in e.outputs)
-    ]  # fmt: skip
+    ]
     replicated_out = {v for e in replicated for v in e.outputs}
     residuals = [v for v in _ordered(jaxpr, needed) if v not in replicated_out]
 
@@ -61,14 +65,18 @@ def partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: Sequence[bool], instantiat
         [],
         [rename[v] for v in residuals] + [v for v, u in zip(jaxpr.invars, unknowns) if u],
         replicated + [_renamed(e, rename) for e in unknown_eqns],
-        [rename.get(a, a) if type(a) is Var else a for a, u in zip(jaxpr.outvars, out_unknowns) if u],  # fmt: skip
+        [
+            rename.get(a, a) if type(a) is Var else a
+            for a, u in zip(jaxpr.outvars, out_unknowns)
+            if u
+        ],
     )
-    return ClosedJaxpr(known, closed.consts), ClosedJaxpr(unknown, []), out_unknowns, len(residuals)  # fmt: skip
+    return ClosedJaxpr(known, closed.consts), ClosedJaxpr(unknown, []), out_unknowns, len(residuals)
 
 
 def _ordered(jaxpr: Jaxpr, vs: set[Var]) -> list[Var]:
     """``vs`` in definition order (constvars, invars, then equation outputs)."""
-    order = list(jaxpr.constvars) + list(jaxpr.invars) + [v for e in jaxpr.eqns for v in e.outputs]  # fmt: skip
+    order = list(jaxpr.constvars) + list(jaxpr.invars) + [v for e in jaxpr.eqns for v in e.outputs]
     return [v for v in order if v in vs]
 
 

@@ -76,7 +76,12 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
         ins = [sub(a) for a in eqn.inputs]
         out = eqn.outputs[0] if eqn.outputs else None
         p = None
-        if out is not None and eqn.prim in _ALGEBRA and is_float(out.aval.dtype) and all(type(a) is Literal or a.aval == out.aval for a in ins):  # fmt: skip
+        if (
+            out is not None
+            and eqn.prim in _ALGEBRA
+            and is_float(out.aval.dtype)
+            and all(type(a) is Literal or a.aval == out.aval for a in ins)
+        ):
             if eqn.prim is P.mul:
                 x, y = as_poly(ins[0]), as_poly(ins[1])
                 if len(x) == 1 and len(y) == 1:  # monomial * monomial; sums are not expanded
@@ -89,7 +94,10 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
                 x = as_poly(ins[0])
                 if k in (2, 3, 4) and len(x) == 1:  # small integer powers of a monomial
                     ((fx, cx),) = x.items()
-                    p = {tuple(sorted(fx * int(k), key=lambda v: order.get(v, 1 << 60))): cx ** int(k)}  # fmt: skip
+                    p = {
+                        tuple(sorted(fx * int(k), key=lambda v: order.get(v, 1 << 60))): cx
+                        ** int(k)
+                    }
             else:
                 p = dict(as_poly(ins[0]))
                 sign = 1.0 if eqn.prim is P.add else -1.0

@@ -88,7 +88,11 @@ def _pow(ctx, out, x, y):
     if ctx.is_const(y, 2) and _same_shape(x, out):
         return P.square, [x], {}
     if ctx.is_const(y, 0) and is_float(out.dtype):  # x**0 == 1 even for inf and nan
-        return P.broadcast_in_dim, [Literal(1.0, ShapedArray((), out.dtype))], {"shape": out.shape, "broadcast_dimensions": ()}  # fmt: skip
+        return (
+            P.broadcast_in_dim,
+            [Literal(1.0, ShapedArray((), out.dtype))],
+            {"shape": out.shape, "broadcast_dimensions": ()},
+        )
 
 
 def _neg(ctx, out, x):
@@ -240,7 +244,11 @@ def simplify(jaxpr: Jaxpr) -> Jaxpr:
                 # filled op filled -> filled: fold the scalars, broadcast the result
                 out = outs[0].aval
                 lit = _fold(prim, [ctx.filled(a) for a in ins], params, out.update(shape=()))
-                prim, ins, params = P.broadcast_in_dim, [lit], Params.make({"shape": out.shape, "broadcast_dimensions": ()})  # fmt: skip
+                prim, ins, params = (
+                    P.broadcast_in_dim,
+                    [lit],
+                    Params.make({"shape": out.shape, "broadcast_dimensions": ()}),
+                )
                 changed = True
                 continue
             if prim in _ELEMENTWISE_LITERAL_OK:
@@ -258,7 +266,11 @@ def simplify(jaxpr: Jaxpr) -> Jaxpr:
             env[outs[0]] = replacement
             changed = True
             continue
-        if prim is not eqn.prim or params is not eqn.params or any(a is not b for a, b in zip(ins, eqn.inputs)):  # fmt: skip
+        if (
+            prim is not eqn.prim
+            or params is not eqn.params
+            or any(a is not b for a, b in zip(ins, eqn.inputs))
+        ):
             eqn = Eqn(prim, ins, params, outs)
             changed = True
         eqns.append(eqn)
@@ -273,7 +285,9 @@ def _literalize(ctx, prim, ins, out):
     """Filled operands of an elementwise op become rank-0 literals, as long as one value
     operand keeps the output's full shape (a select's predicate may always be rank 0)."""
     values = [1, 2] if prim is P.select else list(range(len(ins)))
-    keep_one = not any(ctx.filled(ins[i]) is None and ins[i].aval.shape == out.shape for i in values)  # fmt: skip
+    keep_one = not any(
+        ctx.filled(ins[i]) is None and ins[i].aval.shape == out.shape for i in values
+    )
     new = list(ins)
     for i in range(len(ins)):
         lit = ctx.filled(ins[i])

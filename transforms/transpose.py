@@ -9,7 +9,7 @@ happens in one place: the transpose of ``broadcast_in_dim``.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from autodiff import lax as L
 from autodiff import primitives as P
@@ -88,7 +88,10 @@ def _slice_t(ct, x, start_indices, limit_indices, strides):
 
 def _pad_t(ct, x, v, padding_config):
     starts = [lo for lo, _, _ in padding_config]
-    limits = [lo + (d - 1) * (i + 1) + 1 if d else lo for d, (lo, _, i) in zip(x.aval.shape, padding_config)]  # fmt: skip
+    limits = [
+        lo + (d - 1) * (i + 1) + 1 if d else lo
+        for d, (lo, _, i) in zip(x.aval.shape, padding_config)
+    ]
     strides = [i + 1 for _, _, i in padding_config]
     ct_x = L.slice_(ct, starts, limits, strides)
     ct_v = None
@@ -126,12 +129,18 @@ def _take_along_axis_t(ct, x, idx, axis):
         term = coord if strides[k] == 1 else L.mul(coord, strides[k])
         pos = term if pos is None else L.add(pos, term)
     n = aval_of(ct).size
-    flat = L.scatter_add(L.full((s,), 0, x.aval.dtype), L.reshape(pos, (n,)), L.reshape(ct, (n,)), 0)
+    flat = L.scatter_add(
+        L.full((s,), 0, x.aval.dtype), L.reshape(pos, (n,)), L.reshape(ct, (n,)), 0
+    )
     return [L.reshape(flat, shape), None]
 
 
 def _scatter_add_t(ct, x, idx, u, axis):
-    return [ct if is_undefined(x) else None, None, L.take(ct, idx, axis) if is_undefined(u) else None]
+    return [
+        ct if is_undefined(x) else None,
+        None,
+        L.take(ct, idx, axis) if is_undefined(u) else None,
+    ]
 
 
 def _dot_general_t(ct, x, y, dimension_numbers):
@@ -177,7 +186,9 @@ transpose_rules[P.convert] = lambda ct, x, new_dtype: [L.convert(ct, x.aval.dtyp
 transpose_rules[P.broadcast_in_dim] = _broadcast_in_dim_t
 transpose_rules[P.reduce_sum] = _reduce_sum_t
 transpose_rules[P.reshape] = lambda ct, x, new_sizes: [L.reshape(ct, x.aval.shape)]
-transpose_rules[P.transpose] = lambda ct, x, permutation: [L.transpose(ct, [permutation.index(i) for i in range(len(permutation))])]  # fmt: skip
+transpose_rules[P.transpose] = lambda ct, x, permutation: [
+    L.transpose(ct, [permutation.index(i) for i in range(len(permutation))])
+]
 transpose_rules[P.squeeze] = lambda ct, x, dimensions: [L.expand_dims(ct, dimensions)]
 transpose_rules[P.expand_dims] = lambda ct, x, dimensions: [L.squeeze(ct, dimensions)]
 transpose_rules[P.slice_] = _slice_t
@@ -190,9 +201,7 @@ transpose_rules[P.cumsum] = lambda ct, x, axis, reverse: [L.cumsum(ct, axis, not
 transpose_rules[P.dot_general] = _dot_general_t
 
 # Everything else is not linear in any operand, so never appears on the linear side of a JVP.
-NO_TRANSPOSE_RULE = {
-    p: "not linear" for p in P.PRIMITIVES.values() if p not in transpose_rules
-}
+NO_TRANSPOSE_RULE = {p: "not linear" for p in P.PRIMITIVES.values() if p not in transpose_rules}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +244,7 @@ def backward_pass(closed: ClosedJaxpr, args: Sequence, cts: Sequence) -> list:
         ins = [
             UndefinedPrimal(a.aval) if type(a) is Var and a in linear else read(env, a)
             for a in eqn.inputs
-        ]  # fmt: skip
+        ]
         rule = transpose_rules.get(eqn.prim)
         if rule is None:
             raise NotImplementedError(f"transpose rule for '{eqn.prim.name}' is not implemented")
@@ -243,9 +252,8 @@ def backward_pass(closed: ClosedJaxpr, args: Sequence, cts: Sequence) -> list:
             if is_undefined(x):
                 accumulate(a, c)
     return [
-        ct_env.get(v, Zero(v.aval)) if is_undefined(a) else None
-        for v, a in zip(jaxpr.invars, args)
-    ]  # fmt: skip
+        ct_env.get(v, Zero(v.aval)) if is_undefined(a) else None for v, a in zip(jaxpr.invars, args)
+    ]
 
 
 def transpose_jaxpr(closed: ClosedJaxpr, linear: Sequence[bool]) -> ClosedJaxpr:
@@ -265,4 +273,3 @@ def transpose_jaxpr(closed: ClosedJaxpr, linear: Sequence[bool]) -> ClosedJaxpr:
 
     new, _ = trace_flat(fun, nonlin + list(closed.out_avals), "transpose_jaxpr", "transpose")
     return optimize(new)
-

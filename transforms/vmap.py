@@ -9,7 +9,7 @@ move the batch axis to the front; elementwise rules keep the first batched opera
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from autodiff import lax as L
 from autodiff import primitives as P
@@ -45,7 +45,9 @@ def _shift(axes, by=1):
 
 def _elementwise(prim):
     def rule(size, args, dims, **params):
-        logical = [aval_of(a).shape if d is None else _unbatched_shape(a, d) for a, d in zip(args, dims)]  # fmt: skip
+        logical = [
+            aval_of(a).shape if d is None else _unbatched_shape(a, d) for a, d in zip(args, dims)
+        ]
         shape = max(logical, key=len)  # operands agree, up to rank-0 literals and predicates
         bd = min(next(d for d in dims if d is not None), len(shape))
         full = shape[:bd] + (size,) + shape[bd:]
@@ -82,7 +84,12 @@ def _front_rule(prim, adjust: Callable):
     batch_rules[prim] = rule
 
 
-_front_rule(P.broadcast_in_dim, lambda n, shape, broadcast_dimensions: dict(shape=(n,) + shape, broadcast_dimensions=(0,) + _shift(broadcast_dimensions)))  # fmt: skip
+_front_rule(
+    P.broadcast_in_dim,
+    lambda n, shape, broadcast_dimensions: dict(
+        shape=(n,) + shape, broadcast_dimensions=(0,) + _shift(broadcast_dimensions)
+    ),
+)
 _front_rule(P.reshape, lambda n, new_sizes: dict(new_sizes=(n,) + new_sizes))
 _front_rule(P.transpose, lambda n, permutation: dict(permutation=(0,) + _shift(permutation)))
 _front_rule(P.squeeze, lambda n, dimensions: dict(dimensions=_shift(dimensions)))
@@ -129,7 +136,12 @@ def _take_rule(size, args, dims, axis):
     idx0 = _offset_indices(moveaxis(idx, di, 0), aval_of(x0).shape[axis + 1])
     out = L.take(xr, idx0, 0)  # (B, I.., pre.., post..)
     ni = len(aval_of(idx0).shape) - 1
-    perm = [0] + list(range(1 + ni, 1 + ni + pre)) + list(range(1, 1 + ni)) + list(range(1 + ni + pre, 1 + ni + pre + post))  # fmt: skip
+    perm = (
+        [0]
+        + list(range(1 + ni, 1 + ni + pre))
+        + list(range(1, 1 + ni))
+        + list(range(1 + ni + pre, 1 + ni + pre + post))
+    )
     return L.transpose(out, perm), 0
 
 
@@ -138,7 +150,9 @@ def _fold_batch_into_axis(x0, axis):
     shape = aval_of(x0).shape
     b, n = shape[0], shape[axis + 1]
     pre, post = shape[1 : axis + 1], shape[axis + 2 :]
-    xt = L.transpose(x0, [0, axis + 1] + list(range(1, axis + 1)) + list(range(axis + 2, len(shape))))  # fmt: skip
+    xt = L.transpose(
+        x0, [0, axis + 1] + list(range(1, axis + 1)) + list(range(axis + 2, len(shape)))
+    )
     return L.reshape(xt, (b * n,) + pre + post), len(pre), len(post)
 
 
@@ -164,7 +178,12 @@ def _scatter_add_rule(size, args, dims, axis):
     idx0 = _offset_indices(moveaxis(idx, di, 0), shape[axis + 1])
     ni = len(aval_of(idx0).shape) - 1
     # updates (B, pre, I, post) -> (B, I, pre, post), matching take(xr, idx0, 0)
-    perm = [0] + list(range(1 + pre, 1 + pre + ni)) + list(range(1, 1 + pre)) + list(range(1 + pre + ni, 1 + pre + ni + post))  # fmt: skip
+    perm = (
+        [0]
+        + list(range(1 + pre, 1 + pre + ni))
+        + list(range(1, 1 + pre))
+        + list(range(1 + pre + ni, 1 + pre + ni + post))
+    )
     out = L.scatter_add(xr, idx0, L.transpose(u0, perm), 0)
     out = L.reshape(out, (shape[0], shape[axis + 1]) + shape[1 : axis + 1] + shape[axis + 2 :])
     back = [0] + list(range(2, 2 + pre)) + [1] + list(range(2 + pre, 2 + pre + post))
@@ -240,7 +259,12 @@ def move_out(x, d: int | None, target: int | None, size: int):
     return moveaxis(x, d, target)
 
 
-def vmap_jaxpr(closed: ClosedJaxpr, in_axes: Sequence[int | None], axis_size: int, out_axes: Sequence[int | None] | None = None):  # fmt: skip
+def vmap_jaxpr(
+    closed: ClosedJaxpr,
+    in_axes: Sequence[int | None],
+    axis_size: int,
+    out_axes: Sequence[int | None] | None = None,
+):
     """Batch ``closed`` over ``in_axes`` (None: unbatched input).
 
     With ``out_axes`` the outputs are moved there (unbatched ones broadcast) and those are
@@ -255,7 +279,9 @@ def vmap_jaxpr(closed: ClosedJaxpr, in_axes: Sequence[int | None], axis_size: in
         outs, dims = vmap_eval(closed, args, in_axes, axis_size)
         if out_axes is None:
             return outs, dims
-        return [move_out(o, d, t, axis_size) for o, d, t in zip(outs, dims, out_axes)], list(out_axes)  # fmt: skip
+        return [move_out(o, d, t, axis_size) for o, d, t in zip(outs, dims, out_axes)], list(
+            out_axes
+        )
 
     new, dims = trace_flat(fun, avals, "vmap_jaxpr", "vmap")
     return optimize(new), dims

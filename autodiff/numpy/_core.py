@@ -8,7 +8,8 @@ runs eagerly under ``mx.grad`` and traced under ``ad.grad``.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import mlx.core as mx
 import numpy as np
@@ -42,7 +43,9 @@ def mirror(mx_fn):
             return mx_fn(*args, **kwargs)
 
         f.traced = traced
-        f.__doc__ = traced.__doc__ or f"Mirrors ``mx.{getattr(mx_fn, '__name__', mx_fn)}``; traceable."  # fmt: skip
+        f.__doc__ = (
+            traced.__doc__ or f"Mirrors ``mx.{getattr(mx_fn, '__name__', mx_fn)}``; traceable."
+        )
         return f
 
     return deco
@@ -113,7 +116,9 @@ def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
     for i in range(nd):
         dims = {s[i - nd + len(s)] for s in shapes if i - nd + len(s) >= 0} - {1}
         if len(dims) > 1:
-            raise ValueError(f"shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast together")  # fmt: skip
+            raise ValueError(
+                f"shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast together"
+            )
         out.append(dims.pop() if dims else 1)
     return tuple(out)
 

@@ -40,5 +40,13 @@ def full_like(a, fill_value, dtype=None):
     return full(a.shape, fill_value, a.dtype if dtype is None else dtype)
 
 
-zeros, ones, arange, eye, identity, linspace, tri = mx.zeros, mx.ones, mx.arange, mx.eye, mx.identity, mx.linspace, mx.tri  # fmt: skip
+zeros, ones, arange, eye, identity, linspace, tri = (
+    mx.zeros,
+    mx.ones,
+    mx.arange,
+    mx.eye,
+    mx.identity,
+    mx.linspace,
+    mx.tri,
+)
 array, asarray = mx.array, mx.array

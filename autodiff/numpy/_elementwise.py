@@ -23,7 +23,9 @@ def _float_unary(mx_fn, lax_fn):
         return lax_fn(as_float(a))
 
     f.__name__ = f.__qualname__ = mx_fn.__name__
-    f.__doc__ = f"Elementwise ``{mx_fn.__name__}``, as ``mx.{mx_fn.__name__}``; integers become float32."  # fmt: skip
+    f.__doc__ = (
+        f"Elementwise ``{mx_fn.__name__}``, as ``mx.{mx_fn.__name__}``; integers become float32."
+    )
     return f
 
 
@@ -92,13 +94,21 @@ def _binary(mx_fn, lax_fn, to_float=False):
         return lax_fn(*(promote_float(a, b) if to_float else promote(a, b)))
 
     f.__name__ = f.__qualname__ = mx_fn.__name__
-    f.__doc__ = f"Elementwise ``{mx_fn.__name__}`` with broadcasting, as ``mx.{mx_fn.__name__}``."  # fmt: skip
+    f.__doc__ = f"Elementwise ``{mx_fn.__name__}`` with broadcasting, as ``mx.{mx_fn.__name__}``."
     return f
 
 
-add, subtract, multiply = _binary(mx.add, lax.add), _binary(mx.subtract, lax.sub), _binary(mx.multiply, lax.mul)  # fmt: skip
+add, subtract, multiply = (
+    _binary(mx.add, lax.add),
+    _binary(mx.subtract, lax.sub),
+    _binary(mx.multiply, lax.mul),
+)
 divide = _binary(mx.divide, lax.div, to_float=True)
-power, maximum, minimum = _binary(mx.power, lax.pow_), _binary(mx.maximum, lax.max_), _binary(mx.minimum, lax.min_)  # fmt: skip
+power, maximum, minimum = (
+    _binary(mx.power, lax.pow_),
+    _binary(mx.maximum, lax.max_),
+    _binary(mx.minimum, lax.min_),
+)
 remainder = _binary(mx.remainder, lax.rem)
 arctan2 = _binary(mx.arctan2, lax.arctan2, to_float=True)
 equal, not_equal = _binary(mx.equal, lax.eq), _binary(mx.not_equal, lax.ne)
@@ -122,7 +132,10 @@ def _logical(mx_fn, lax_fn):
     return f
 
 
-logical_and, logical_or = _logical(mx.logical_and, lax.logical_and), _logical(mx.logical_or, lax.logical_or)  # fmt: skip
+logical_and, logical_or = (
+    _logical(mx.logical_and, lax.logical_and),
+    _logical(mx.logical_or, lax.logical_or),
+)
 
 
 @mirror(mx.logical_not)
@@ -151,7 +164,7 @@ def where(condition, x, y):
 @mirror(mx.isnan)
 def isnan(a):
     """Elementwise NaN test, as ``mx.isnan``."""
-    return lax.ne(a, a) if is_float(aval_of(a).dtype) else lax.full(aval_of(a).shape, False, "bool")  # fmt: skip
+    return lax.ne(a, a) if is_float(aval_of(a).dtype) else lax.full(aval_of(a).shape, False, "bool")
 
 
 @mirror(mx.isinf)

@@ -26,13 +26,15 @@ def _concrete_index(i, dim: int, axis: int):
     if a.dtype.kind not in "iu":
         raise IndexError(f"arrays used as indices must be integers or booleans, got {a.dtype}")
     if a.size and (a.max() >= dim or a.min() < -dim):
-        raise IndexError(f"index {a.max() if a.max() >= dim else a.min()} is out of bounds for axis {axis} with size {dim}")  # fmt: skip
+        raise IndexError(
+            f"index {a.max() if a.max() >= dim else a.min()} is out of bounds for axis {axis} with size {dim}"
+        )
     return mx.array(np.where(a < 0, a + dim, a).astype(np.int32))
 
 
 def _traced_index(i, dim: int):
     if not is_int(aval_of(i).dtype):
-        raise IndexError(f"arrays used as indices must be integers, got {aval_of(i).str_short()}")  # fmt: skip
+        raise IndexError(f"arrays used as indices must be integers, got {aval_of(i).str_short()}")
     return lax.select(lax.lt(i, 0), lax.add(i, dim), i)
 
 
@@ -101,10 +103,11 @@ def _advanced(x, full):
     shape = aval_of(x).shape
     axes = [ax for ax, i in enumerate(full) if _is_array_index(i)]
     indices = [
-        _traced_index(full[ax], shape[ax]) if type(full[ax]) is Tracer
+        _traced_index(full[ax], shape[ax])
+        if type(full[ax]) is Tracer
         else _concrete_index(full[ax], shape[ax], ax)
         for ax in axes
-    ]  # fmt: skip
+    ]
     bshape = broadcast_shapes(*[aval_of(i).shape for i in indices])
     if len(axes) == 1:
         return lax.take(x, indices[0], axes[0])
@@ -126,7 +129,9 @@ def _advanced(x, full):
     out = lax.take(x, lin, 0)
     if axes == list(range(axes[0], axes[0] + len(axes))) and axes[0] > 0:
         nb, first = len(bshape), axes[0]
-        perm = list(range(nb, nb + first)) + list(range(nb)) + list(range(nb + first, nb + len(rest)))  # fmt: skip
+        perm = (
+            list(range(nb, nb + first)) + list(range(nb)) + list(range(nb + first, nb + len(rest)))
+        )
         out = lax.transpose(out, perm)
     return out
 
@@ -143,28 +148,42 @@ def _add(a, b):
 
 @mirror(mx.take)
 def take(a, /, indices, axis: int | None = None):
-    """Elements of ``a`` at integer ``indices`` along ``axis`` (flattened if None), as ``mx.take``."""  # fmt: skip
+    """Elements of ``a`` at integer ``indices`` along ``axis`` (flattened if None), as ``mx.take``."""
     if axis is None:
         a, axis = lax.reshape(a, (aval_of(a).size,)), 0
     ax = canonical_axis(axis, len(aval_of(a).shape), "take")
-    return getitem(a, (slice(None),) * ax + (indices if _is_array_index(indices) else mx.array(indices),))  # fmt: skip
+    return getitem(
+        a, (slice(None),) * ax + (indices if _is_array_index(indices) else mx.array(indices),)
+    )
 
 
 @mirror(mx.take_along_axis)
 def take_along_axis(a, /, indices, axis: int | None = -1):
-    """Pick ``a``'s elements along ``axis`` at ``indices`` (same rank), as ``mx.take_along_axis``."""  # fmt: skip
+    """Pick ``a``'s elements along ``axis`` at ``indices`` (same rank), as ``mx.take_along_axis``."""
     if axis is None:
-        a, indices, axis = lax.reshape(a, (aval_of(a).size,)), lax.reshape(indices, (aval_of(indices).size,)), 0  # fmt: skip
+        a, indices, axis = (
+            lax.reshape(a, (aval_of(a).size,)),
+            lax.reshape(indices, (aval_of(indices).size,)),
+            0,
+        )
     shape, ishape = aval_of(a).shape, aval_of(indices).shape
     ax = canonical_axis(axis, len(shape), "take_along_axis")
     if len(ishape) != len(shape):
-        raise ValueError(f"take_along_axis: indices of rank {len(ishape)} for an array of rank {len(shape)}")  # fmt: skip
-    target = broadcast_shapes(shape[:ax] + (1,) + shape[ax + 1 :], ishape[:ax] + (1,) + ishape[ax + 1 :])  # fmt: skip
+        raise ValueError(
+            f"take_along_axis: indices of rank {len(ishape)} for an array of rank {len(shape)}"
+        )
+    target = broadcast_shapes(
+        shape[:ax] + (1,) + shape[ax + 1 :], ishape[:ax] + (1,) + ishape[ax + 1 :]
+    )
     a_shape = target[:ax] + (shape[ax],) + target[ax + 1 :]
     i_shape = target[:ax] + (ishape[ax],) + target[ax + 1 :]
     if shape != a_shape:
         a = lax.broadcast_to(a, a_shape)
-    indices = astype(indices, "int32") if type(indices) is Tracer else _concrete_index(indices, shape[ax], ax)  # fmt: skip
+    indices = (
+        astype(indices, "int32")
+        if type(indices) is Tracer
+        else _concrete_index(indices, shape[ax], ax)
+    )
     if type(indices) is Tracer:
         indices = _traced_index(indices, shape[ax])
     if aval_of(indices).shape != i_shape:
@@ -192,7 +211,9 @@ class _AtIndexer:
         if aval_of(y).shape != pshape:
             y = lax.broadcast_to(y, pshape)
         n = int(np.prod(pshape))
-        flat = lax.scatter_add(lax.reshape(x, (size,)), lax.reshape(positions, (n,)), lax.reshape(y, (n,)), 0)  # fmt: skip
+        flat = lax.scatter_add(
+            lax.reshape(x, (size,)), lax.reshape(positions, (n,)), lax.reshape(y, (n,)), 0
+        )
         return lax.reshape(flat, shape)
 
     def subtract(self, y):

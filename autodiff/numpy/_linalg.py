@@ -17,14 +17,16 @@ def _same_dtype(a, b):
 
 @mirror(mx.matmul)
 def matmul(a, b, /):
-    """Matrix product with NumPy's rules for 1-D operands and broadcast batch axes, as ``mx.matmul``."""  # fmt: skip
+    """Matrix product with NumPy's rules for 1-D operands and broadcast batch axes, as ``mx.matmul``."""
     a, b = _same_dtype(a, b)
     sa, sb = aval_of(a).shape, aval_of(b).shape
     if not sa or not sb:
-        raise ValueError("matmul: operands must have at least one dimension; use `*` for scalars")  # fmt: skip
+        raise ValueError("matmul: operands must have at least one dimension; use `*` for scalars")
     na, nb = len(sa), len(sb)
     if sa[-1] != sb[max(nb - 2, 0)]:
-        raise ValueError(f"matmul: last axis of {sa} does not match axis {-2 if nb > 1 else 0} of {sb}")  # fmt: skip
+        raise ValueError(
+            f"matmul: last axis of {sa} does not match axis {-2 if nb > 1 else 0} of {sb}"
+        )
     if nb == 1:
         return lax.dot_general(a, b, (((na - 1,), (0,)), ((), ())))
     if na == 1:

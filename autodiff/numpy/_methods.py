@@ -34,14 +34,32 @@ def _binop(fn, prim=None):
         if t is Tracer:
             if other.aval == self.aval:
                 return bind(prim, self, other)
-        elif (t is float and is_float(self.aval.dtype)) or (t is int and not is_bool(self.aval.dtype)):  # fmt: skip
-            return bind(prim, self, Literal(t(other) if t is float else _cast(other, self.aval.dtype), ShapedArray((), self.aval.dtype)))  # fmt: skip
+        elif (t is float and is_float(self.aval.dtype)) or (
+            t is int and not is_bool(self.aval.dtype)
+        ):
+            return bind(
+                prim,
+                self,
+                Literal(
+                    t(other) if t is float else _cast(other, self.aval.dtype),
+                    ShapedArray((), self.aval.dtype),
+                ),
+            )
         return fn(self, other)
 
     def rev(self, other):
         t = type(other)
-        if (t is float and is_float(self.aval.dtype)) or (t is int and not is_bool(self.aval.dtype)):  # fmt: skip
-            return bind(prim, Literal(t(other) if t is float else _cast(other, self.aval.dtype), ShapedArray((), self.aval.dtype)), self)  # fmt: skip
+        if (t is float and is_float(self.aval.dtype)) or (
+            t is int and not is_bool(self.aval.dtype)
+        ):
+            return bind(
+                prim,
+                Literal(
+                    t(other) if t is float else _cast(other, self.aval.dtype),
+                    ShapedArray((), self.aval.dtype),
+                ),
+                self,
+            )
         return fn(other, self)
 
     return fwd, rev
@@ -52,17 +70,31 @@ def _cast(v: int, dtype: str):
 
 
 _OPERATORS = {
-    "add": E.add, "sub": E.subtract, "mul": E.multiply, "truediv": E.divide,
-    "floordiv": E.floor_divide, "mod": E.remainder, "pow": E.power, "matmul": L.matmul,
-    "and": E.logical_and, "or": E.logical_or, "xor": E.not_equal,
-}  # fmt: skip
+    "add": E.add,
+    "sub": E.subtract,
+    "mul": E.multiply,
+    "truediv": E.divide,
+    "floordiv": E.floor_divide,
+    "mod": E.remainder,
+    "pow": E.power,
+    "matmul": L.matmul,
+    "and": E.logical_and,
+    "or": E.logical_or,
+    "xor": E.not_equal,
+}
 _FAST = {"add": P.add, "sub": P.sub, "mul": P.mul, "pow": P.pow_}
 for _name, _fn in _OPERATORS.items():
     _fwd, _rev = _binop(_fn, _FAST.get(_name))
     setattr(Tracer, f"__{_name}__", _fwd)
     setattr(Tracer, f"__r{_name}__", _rev)
-for _name, _fn in {"lt": E.less, "le": E.less_equal, "gt": E.greater, "ge": E.greater_equal,
-                   "eq": E.equal, "ne": E.not_equal}.items():  # fmt: skip
+for _name, _fn in {
+    "lt": E.less,
+    "le": E.less_equal,
+    "gt": E.greater,
+    "ge": E.greater_equal,
+    "eq": E.equal,
+    "ne": E.not_equal,
+}.items():
     setattr(Tracer, f"__{_name}__", (lambda f: lambda self, other: f(self, other))(_fn))
 
 Tracer.__neg__ = lambda self: E.negative(self)
@@ -95,22 +127,63 @@ Tracer.reshape = lambda self, *shape: S.reshape(self, _shape_args(shape))
 Tracer.transpose = lambda self, *axes: S.transpose(self, _shape_args(axes) if axes else None)
 Tracer.astype = lambda self, dtype, stream=None: S.astype(self, dtype)
 for _name, _fn in {
-    "sum": R.sum, "mean": R.mean, "max": R.max, "min": R.min, "prod": R.prod, "var": R.var,
-    "std": R.std, "all": R.all, "any": R.any, "argmax": R.argmax, "argmin": R.argmin,
-    "cumsum": R.cumsum, "logsumexp": R.logsumexp, "squeeze": S.squeeze, "flatten": S.flatten,
-    "swapaxes": S.swapaxes, "moveaxis": S.moveaxis, "split": S.split, "square": E.square,
-    "sqrt": E.sqrt, "rsqrt": E.rsqrt, "exp": E.exp, "log": E.log, "log1p": E.log1p,
-    "log2": E.log2, "log10": E.log10, "sin": E.sin, "cos": E.cos, "abs": E.abs,
-    "round": E.round, "reciprocal": E.reciprocal,
-}.items():  # fmt: skip
+    "sum": R.sum,
+    "mean": R.mean,
+    "max": R.max,
+    "min": R.min,
+    "prod": R.prod,
+    "var": R.var,
+    "std": R.std,
+    "all": R.all,
+    "any": R.any,
+    "argmax": R.argmax,
+    "argmin": R.argmin,
+    "cumsum": R.cumsum,
+    "logsumexp": R.logsumexp,
+    "squeeze": S.squeeze,
+    "flatten": S.flatten,
+    "swapaxes": S.swapaxes,
+    "moveaxis": S.moveaxis,
+    "split": S.split,
+    "square": E.square,
+    "sqrt": E.sqrt,
+    "rsqrt": E.rsqrt,
+    "exp": E.exp,
+    "log": E.log,
+    "log1p": E.log1p,
+    "log2": E.log2,
+    "log10": E.log10,
+    "sin": E.sin,
+    "cos": E.cos,
+    "abs": E.abs,
+    "round": E.round,
+    "reciprocal": E.reciprocal,
+}.items():
     setattr(Tracer, _name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(_fn))
 
 
 # ---------------------------------------------------------------------------------------------
 # Let concrete mx.arrays defer to tracers while tracing.
 
-_MX_BINARY = ["add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or",
-              "xor", "lt", "le", "gt", "ge", "eq", "ne"]  # fmt: skip
+_MX_BINARY = [
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "matmul",
+    "and",
+    "or",
+    "xor",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "eq",
+    "ne",
+]
 _originals = {f"__{n}__": getattr(mx.array, f"__{n}__") for n in _MX_BINARY}
 _originals["__getitem__"] = mx.array.__getitem__
 

@@ -23,7 +23,9 @@ def _reduction(mx_fn, lax_fn, bool_to_int=False):
         return _keep(lax_fn(a, axes), axes, keepdims)
 
     f.__name__ = f.__qualname__ = mx_fn.__name__
-    f.__doc__ = f"``{mx_fn.__name__}`` over ``axis`` (all axes by default), as ``mx.{mx_fn.__name__}``."  # fmt: skip
+    f.__doc__ = (
+        f"``{mx_fn.__name__}`` over ``axis`` (all axes by default), as ``mx.{mx_fn.__name__}``."
+    )
     return f
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from typing import Sequence
+from collections.abc import Sequence
 
 import mlx.core as mx
 
@@ -44,7 +44,11 @@ def reshape(a, /, shape: Sequence[int]):
 def transpose(a, /, axes: Sequence[int] | None = None):
     """Permute axes (reverse them by default), as ``mx.transpose``."""
     nd = len(_shape(a))
-    perm = tuple(reversed(range(nd))) if axes is None else tuple(canonical_axis(x, nd, "transpose") for x in axes)  # fmt: skip
+    perm = (
+        tuple(reversed(range(nd)))
+        if axes is None
+        else tuple(canonical_axis(x, nd, "transpose") for x in axes)
+    )
     return lax.transpose(a, perm)
 
 
@@ -77,7 +81,7 @@ def squeeze(a, /, axis=None):
     else:
         axes = canonical_axes(axis, len(shape), "squeeze")
         if builtins.any(shape[i] != 1 for i in axes):
-            raise ValueError(f"squeeze: cannot squeeze axis {axis} of shape {shape}: size is not 1")  # fmt: skip
+            raise ValueError(f"squeeze: cannot squeeze axis {axis} of shape {shape}: size is not 1")
     return lax.squeeze(a, axes)
 
 
@@ -95,7 +99,10 @@ def flatten(a, /, start_axis: int = 0, end_axis: int = -1):
     shape = _shape(a)
     if not shape:
         return lax.reshape(a, (1,))
-    s, e = canonical_axis(start_axis, len(shape), "flatten"), canonical_axis(end_axis, len(shape), "flatten")  # fmt: skip
+    s, e = (
+        canonical_axis(start_axis, len(shape), "flatten"),
+        canonical_axis(end_axis, len(shape), "flatten"),
+    )
     n = 1
     for d in shape[s : e + 1]:
         n *= d
@@ -142,19 +149,32 @@ def split(a, /, indices_or_sections, axis: int = 0):
     n = shape[ax]
     if isinstance(indices_or_sections, int):
         if n % indices_or_sections:
-            raise ValueError(f"split: array of size {n} on axis {ax} does not divide into {indices_or_sections} equal sections")  # fmt: skip
+            raise ValueError(
+                f"split: array of size {n} on axis {ax} does not divide into {indices_or_sections} equal sections"
+            )
         step = n // indices_or_sections
         bounds = list(range(0, n + 1, step)) if step else [0] * (indices_or_sections + 1)
     else:
-        bounds = [0] + [builtins.min(builtins.max(i if i >= 0 else i + n, 0), n) for i in indices_or_sections] + [n]  # fmt: skip
-    return [lax.slice_in_dim(a, s, builtins.max(s, e), 1, ax) for s, e in zip(bounds[:-1], bounds[1:])]  # fmt: skip
+        bounds = (
+            [0]
+            + [
+                builtins.min(builtins.max(i if i >= 0 else i + n, 0), n)
+                for i in indices_or_sections
+            ]
+            + [n]
+        )
+    return [
+        lax.slice_in_dim(a, s, builtins.max(s, e), 1, ax) for s, e in zip(bounds[:-1], bounds[1:])
+    ]
 
 
 @mirror(mx.pad)
 def pad(a, pad_width, mode: str = "constant", constant_values=0):
     """Constant padding, as ``mx.pad`` (other modes are not supported under tracing)."""
     if mode != "constant":
-        raise NotImplementedError(f"pad: mode={mode!r} is not supported on traced arrays; use mode='constant'")  # fmt: skip
+        raise NotImplementedError(
+            f"pad: mode={mode!r} is not supported on traced arrays; use mode='constant'"
+        )
     nd = len(_shape(a))
     if isinstance(pad_width, int):
         widths = [(pad_width, pad_width)] * nd
@@ -201,7 +221,11 @@ def repeat(array, repeats: int, axis: int | None = None):
 
 def _tri_mask(shape, k, lower):
     n, m = shape[-2], shape[-1]
-    mask = mx.tri(n, m, k=k, dtype=mx.bool_) if lower else mx.logical_not(mx.tri(n, m, k=k - 1, dtype=mx.bool_))  # fmt: skip
+    mask = (
+        mx.tri(n, m, k=k, dtype=mx.bool_)
+        if lower
+        else mx.logical_not(mx.tri(n, m, k=k - 1, dtype=mx.bool_))
+    )
     return mask
 
 

@@ -7,7 +7,7 @@ tolerances can be tight. Higher orders check the JVP and VJP functions themselve
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -31,7 +31,10 @@ def _eval64(fun: Callable, args: Sequence) -> list[np.ndarray]:
 def _as_traceable(tree):
     """Arguments for tracing: float64 NumPy leaves stand in with their float32 avals."""
     leaves, treedef = tree_flatten(tree)
-    return tree_unflatten(treedef, [_Shaped(np.asarray(x)) if isinstance(x, (np.ndarray, np.generic)) else x for x in leaves])  # fmt: skip
+    return tree_unflatten(
+        treedef,
+        [_Shaped(np.asarray(x)) if isinstance(x, (np.ndarray, np.generic)) else x for x in leaves],
+    )
 
 
 class _Shaped:
@@ -53,11 +56,17 @@ def _random_like(leaves, rng):
     return [
         rng.standard_normal(x.shape) if x.dtype.kind == "f" else np.zeros(x.shape, x.dtype)
         for x in leaves
-    ]  # fmt: skip
+    ]
 
 
 def _inner(xs, ys) -> float:
-    return float(sum(np.sum(np.asarray(x, np.float64) * np.asarray(y, np.float64)) for x, y in zip(xs, ys) if np.asarray(x).dtype.kind == "f"))  # fmt: skip
+    return float(
+        sum(
+            np.sum(np.asarray(x, np.float64) * np.asarray(y, np.float64))
+            for x, y in zip(xs, ys)
+            if np.asarray(x).dtype.kind == "f"
+        )
+    )
 
 
 def _assert_close(actual, expected, atol, rtol, what):
@@ -65,18 +74,25 @@ def _assert_close(actual, expected, atol, rtol, what):
         a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
         if not np.allclose(a, e, atol=atol, rtol=rtol, equal_nan=True):
             err = np.max(np.abs(a - e))
-            raise AssertionError(f"{what} mismatch (max abs error {err:.3g}, atol={atol}, rtol={rtol}):\n  got      {a}\n  expected {e}")  # fmt: skip
+            raise AssertionError(
+                f"{what} mismatch (max abs error {err:.3g}, atol={atol}, rtol={rtol}):\n  got      {a}\n  expected {e}"
+            )
 
 
 def numerical_jvp(fun: Callable, args: Sequence, tangents: Sequence, eps: float = DEFAULT_EPS):
     """Central differences of ``fun`` at ``args`` along ``tangents``, in float64."""
     leaves, treedef = _leaves64(args)
     plus = [np.asarray(x + eps * t) if x.dtype.kind == "f" else x for x, t in zip(leaves, tangents)]
-    minus = [np.asarray(x - eps * t) if x.dtype.kind == "f" else x for x, t in zip(leaves, tangents)]
+    minus = [
+        np.asarray(x - eps * t) if x.dtype.kind == "f" else x for x, t in zip(leaves, tangents)
+    ]
     rebuild = lambda ls: tree_unflatten(treedef, ls)
     f_plus = _eval64(fun, rebuild(plus))
     f_minus = _eval64(fun, rebuild(minus))
-    return [(p - m) / (2 * eps) if p.dtype.kind == "f" else np.zeros_like(p, np.float64) for p, m in zip(f_plus, f_minus)]  # fmt: skip
+    return [
+        (p - m) / (2 * eps) if p.dtype.kind == "f" else np.zeros_like(p, np.float64)
+        for p, m in zip(f_plus, f_minus)
+    ]
 
 
 def _split(fun, n):
@@ -84,7 +100,9 @@ def _split(fun, n):
     return lambda *a: fun(a[:n], a[n:])
 
 
-def check_jvp(fun: Callable, args: Sequence, atol=DEFAULT_TOL, rtol=DEFAULT_TOL, eps=DEFAULT_EPS, rng=None):  # fmt: skip
+def check_jvp(
+    fun: Callable, args: Sequence, atol=DEFAULT_TOL, rtol=DEFAULT_TOL, eps=DEFAULT_EPS, rng=None
+):
     """Check ``jvp(fun)`` against central differences along a random tangent."""
     rng = rng or np.random.default_rng(0)
     leaves, treedef = _leaves64(args)
@@ -97,7 +115,9 @@ def check_jvp(fun: Callable, args: Sequence, atol=DEFAULT_TOL, rtol=DEFAULT_TOL,
     return t_tree
 
 
-def check_vjp(fun: Callable, args: Sequence, atol=DEFAULT_TOL, rtol=DEFAULT_TOL, eps=DEFAULT_EPS, rng=None):  # fmt: skip
+def check_vjp(
+    fun: Callable, args: Sequence, atol=DEFAULT_TOL, rtol=DEFAULT_TOL, eps=DEFAULT_EPS, rng=None
+):
     """Check ``vjp(fun)`` against central differences: <vjp(u), v> == <u, J v>."""
     rng = rng or np.random.default_rng(1)
     leaves, treedef = _leaves64(args)
@@ -113,7 +133,9 @@ def check_vjp(fun: Callable, args: Sequence, atol=DEFAULT_TOL, rtol=DEFAULT_TOL,
     rhs = _inner(numeric, cts)
     scale = max(1.0, abs(lhs), abs(rhs))
     if not abs(lhs - rhs) <= atol * scale + rtol * scale:
-        raise AssertionError(f"VJP of {getattr(fun, '__name__', fun)} fails the inner-product check: <vjp(u), v> = {lhs!r}, <u, J v> = {rhs!r}")  # fmt: skip
+        raise AssertionError(
+            f"VJP of {getattr(fun, '__name__', fun)} fails the inner-product check: <vjp(u), v> = {lhs!r}, <u, J v> = {rhs!r}"
+        )
     return ct_tree
 
 
@@ -129,7 +151,15 @@ def _out_structure(fun, args):
     return struct["tree"]
 
 
-def check_grads(fun: Callable, args: Sequence, order: int = 2, modes: Sequence[str] = ("fwd", "rev"), atol: float | None = None, rtol: float | None = None, eps: float | None = None):  # fmt: skip
+def check_grads(
+    fun: Callable,
+    args: Sequence,
+    order: int = 2,
+    modes: Sequence[str] = ("fwd", "rev"),
+    atol: float | None = None,
+    rtol: float | None = None,
+    eps: float | None = None,
+):
     """Check ``fun``'s derivatives up to ``order`` against float64 finite differences.
 
     Like ``jax.test_util.check_grads``: "fwd" checks ``jvp`` against central differences,

@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import mlx.core as mx
 import numpy as np
@@ -20,12 +20,24 @@ from hypothesis import strategies as st
 import autodiff.numpy as anp
 
 
-def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4) -> st.SearchStrategy:  # fmt: skip
+def shapes(
+    min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4
+) -> st.SearchStrategy:
     """Array shapes (tuples of ints)."""
-    return st.lists(st.integers(min_side, max_side), min_size=min_dims, max_size=max_dims).map(tuple)  # fmt: skip
+    return st.lists(st.integers(min_side, max_side), min_size=min_dims, max_size=max_dims).map(
+        tuple
+    )
 
 
-def arrays(shape: Sequence[int] | st.SearchStrategy | None = None, dtype=mx.float32, low: float = -3.0, high: float = 3.0, away_from: Sequence[float] = (), margin: float = 0.05, salt: int = 0) -> st.SearchStrategy:  # fmt: skip
+def arrays(
+    shape: Sequence[int] | st.SearchStrategy | None = None,
+    dtype=mx.float32,
+    low: float = -3.0,
+    high: float = 3.0,
+    away_from: Sequence[float] = (),
+    margin: float = 0.05,
+    salt: int = 0,
+) -> st.SearchStrategy:
     """mx.arrays with values in ``[low, high]``.
 
     Args:
@@ -37,14 +49,22 @@ def arrays(shape: Sequence[int] | st.SearchStrategy | None = None, dtype=mx.floa
         salt: mixed into the random seed, so that two strategies with different salts do
             not draw equal arrays from equal seeds (hypothesis shrinks seeds towards 0).
     """
-    shape_st = shapes() if shape is None else shape if isinstance(shape, st.SearchStrategy) else st.just(tuple(shape))  # fmt: skip
+    shape_st = (
+        shapes()
+        if shape is None
+        else shape
+        if isinstance(shape, st.SearchStrategy)
+        else st.just(tuple(shape))
+    )
     is_int = dtype in (mx.int32, mx.int64, mx.uint32, mx.int8, mx.int16, mx.uint8)
 
     def build(shape_and_seed):
         shape, seed = shape_and_seed
         rng = np.random.default_rng([seed, salt])
         if is_int:
-            return mx.array(rng.integers(int(low), int(high) + 1, size=shape).astype(np.int32)).astype(dtype)  # fmt: skip
+            return mx.array(
+                rng.integers(int(low), int(high) + 1, size=shape).astype(np.int32)
+            ).astype(dtype)
         x = rng.uniform(low, high, size=shape)
         for p in away_from:
             near = np.abs(x - p) < margin
@@ -58,25 +78,38 @@ def arrays(shape: Sequence[int] | st.SearchStrategy | None = None, dtype=mx.floa
 # Random programs
 
 _UNARY: list[tuple[str, Callable]] = [
-    ("sin", anp.sin), ("cos", anp.cos), ("tanh", anp.tanh), ("sigmoid", anp.sigmoid),
-    ("exp_tanh", lambda x: anp.exp(anp.tanh(x))), ("square", anp.square),
-    ("softplus", anp.softplus), ("arctan", anp.arctan),
-    ("log1p_sq", lambda x: anp.log1p(anp.square(x))), ("neg", anp.negative),
-    ("sqrt_1p_sq", lambda x: anp.sqrt(1.0 + x * x)), ("erf", anp.erf),
-]  # fmt: skip
+    ("sin", anp.sin),
+    ("cos", anp.cos),
+    ("tanh", anp.tanh),
+    ("sigmoid", anp.sigmoid),
+    ("exp_tanh", lambda x: anp.exp(anp.tanh(x))),
+    ("square", anp.square),
+    ("softplus", anp.softplus),
+    ("arctan", anp.arctan),
+    ("log1p_sq", lambda x: anp.log1p(anp.square(x))),
+    ("neg", anp.negative),
+    ("sqrt_1p_sq", lambda x: anp.sqrt(1.0 + x * x)),
+    ("erf", anp.erf),
+]
 _BINARY: list[tuple[str, Callable]] = [
-    ("add", anp.add), ("sub", anp.subtract), ("mul", anp.multiply),
-    ("div_1p_sq", lambda a, b: a / (1.0 + b * b)), ("hypot", lambda a, b: anp.sqrt(a * a + b * b + 1.0)),  # fmt: skip
+    ("add", anp.add),
+    ("sub", anp.subtract),
+    ("mul", anp.multiply),
+    ("div_1p_sq", lambda a, b: a / (1.0 + b * b)),
+    ("hypot", lambda a, b: anp.sqrt(a * a + b * b + 1.0)),
     ("where", lambda a, b: anp.where(a > b, a * b, a - b)),
-]  # fmt: skip
+]
 _STRUCT: list[tuple[str, Callable]] = [
-    ("sum_keep", lambda x: anp.broadcast_to(anp.sum(x, axis=-1, keepdims=True), x.shape) if x.ndim else x),  # fmt: skip
+    (
+        "sum_keep",
+        lambda x: anp.broadcast_to(anp.sum(x, axis=-1, keepdims=True), x.shape) if x.ndim else x,
+    ),
     ("cumsum", lambda x: anp.cumsum(x, axis=-1) if x.ndim else x),
     ("flip", lambda x: x[..., ::-1] if x.ndim else x),
     ("softmax", lambda x: anp.softmax(x, axis=-1) if x.ndim else x),
     ("roll_concat", lambda x: anp.concatenate([x[..., 1:], x[..., :1]], axis=-1) if x.ndim else x),
     ("transpose_back", lambda x: anp.transpose(anp.transpose(x) * 1.5)),
-]  # fmt: skip
+]
 
 
 class Program:
@@ -87,12 +120,19 @@ class Program:
 
     def __call__(self, x):
         vals = [x]
-        for kind, _, fn, idx in self.steps:
+        for _, _, fn, idx in self.steps:
             vals.append(fn(*[vals[i] for i in idx]))
         return anp.sum(vals[-1] * vals[-1]) + anp.sum(vals[-1])
 
     def __repr__(self):
-        return "Program(" + "; ".join(f"v{i + 1} = {n}({', '.join(f'v{j}' for j in idx)})" for i, (_, n, _, idx) in enumerate(self.steps)) + ")"  # fmt: skip
+        return (
+            "Program("
+            + "; ".join(
+                f"v{i + 1} = {n}({', '.join(f'v{j}' for j in idx)})"
+                for i, (_, n, _, idx) in enumerate(self.steps)
+            )
+            + ")"
+        )
 
 
 @st.composite

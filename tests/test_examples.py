@@ -1,0 +1,56 @@
+"""Every example runs in its fast mode and reports a result a person would accept, so the
+examples never rot."""
+
+import importlib.util
+import runpy
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+pytest.importorskip("sklearn", reason="the examples extra (scikit-learn) is not installed")
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quickstart(capsys):
+    runpy.run_path(str(EXAMPLES / "quickstart.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "check_grads passed" in out and "max |ours - mx.grad|" in out
+
+
+def test_train_mlp(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = load("train_mlp").main(fast=True, plot_path=str(tmp_path / "loss.png"))
+    assert result["test_accuracy"] > 0.9
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+
+
+def test_custom_loss():
+    result = load("custom_loss").main(fast=True)
+    assert result["huber_error"] < 0.2 < result["mse_error"]
+
+
+def test_transfer_learning():
+    result = load("transfer_learning").main(fast=True)
+    assert result["frozen_unchanged"]
+    assert result["transfer"] > result["random_features"]
+
+
+def test_optimizers():
+    result = load("optimizers").main(fast=True)
+    assert result["max_param_diff"] < 1e-4
+
+
+def test_dp_sgd():
+    assert load("dp_sgd").main(fast=True)["test_accuracy"] > 0.7
+
+
+def test_newton():
+    result = load("newton").main(fast=True)
+    assert result["final_grad_norm"] < 1e-5 and result["iterations"] <= 8
