@@ -269,15 +269,23 @@ def bind(prim, *args, **params):
     b = stack[-1]
     # (the hot path of all tracing: tracers of this builder go straight to their variable)
     atoms = [a.ir_var if type(a) is Tracer and a.builder is b else b.atom(a) for a in args]
-    avals = prim.abstract_eval(*[a.aval for a in atoms], **params)
+    if params:
+        avals = prim.abstract_eval(*[a.aval for a in atoms], **params)
+        params = Params.make(params)
+    else:
+        avals = prim.abstract_eval(*[a.aval for a in atoms])
+        params = _NO_PARAMS
     if not prim.multiple_results:
         (aval,) = avals
         v = Var(aval)
-        b.eqns.append(Eqn(prim, atoms, Params.make(params), [v]))
+        b.eqns.append(Eqn(prim, atoms, params, [v]))
         return Tracer(aval, b, v)
     outs = [Var(a) for a in avals]
-    b.eqns.append(Eqn(prim, atoms, Params.make(params), outs))
+    b.eqns.append(Eqn(prim, atoms, params, outs))
     return [Tracer(v.aval, b, v) for v in outs]
+
+
+_NO_PARAMS = Params.make({})
 
 
 def trace_flat(
