@@ -32,7 +32,7 @@ _state = _State()
 # ``mx.array`` met a tracer on the right of an operator (``W @ x``); autodiff.numpy uses them to
 # make mx.array's operators defer to tracers while tracing. Until a function needs that, traces
 # pay nothing for it: the failed trace is simply run again with the hooks.
-_outermost_hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
+_outermost_hooks: list[tuple[Callable[[bool], None], Callable[[], None]]] = []
 _hooks_needed = False
 
 
@@ -303,16 +303,26 @@ def trace_flat(
         try:
             return _trace(fun, in_avals, fun_name, transform)
         except (MixedOperandError, TypeError) as e:
-            if not (isinstance(e, MixedOperandError) or "Tracer" in str(e)):
+            if not _mixed_operands(e):
                 raise
             _hooks_needed = True  # from now on every outermost trace installs the hooks
-    for enter, _ in _outermost_hooks:
-        enter()
-    try:
-        return _trace(fun, in_avals, fun_name, transform)
-    finally:
-        for _, leave in _outermost_hooks:
-            leave()
+    # The hooks may install only the operators seen so far; if another one meets a tracer,
+    # the trace is run once more with all of them.
+    for everything in (False, True):
+        for enter, _ in _outermost_hooks:
+            enter(everything)
+        try:
+            return _trace(fun, in_avals, fun_name, transform)
+        except (MixedOperandError, TypeError) as e:
+            if everything or not _mixed_operands(e):
+                raise
+        finally:
+            for _, leave in _outermost_hooks:
+                leave()
+
+
+def _mixed_operands(e: Exception) -> bool:
+    return isinstance(e, MixedOperandError) or "Tracer" in str(e)
 
 
 def _trace(fun, in_avals, fun_name, transform):

@@ -65,6 +65,11 @@ def test_concrete_array_on_the_left_defers_to_tracers():
     assert np.allclose(ad.grad(f)(mx.arange(3.0)), [1.0, 3.0, 2.0])
     assert mx.array.__add__ is type(W).__add__  # restored, and untouched outside traces
     assert (W + 1).shape == (2, 3)
+    # a different operator with a concrete left operand, and indexing a concrete array with a
+    # traced index, in later traces
+    g = lambda x: anp.sum(mx.array([1.0, 2.0, 3.0]) - x) + mx.array([5.0, 7.0])[anp.argmax(x)]
+    assert np.allclose(ad.grad(g)(mx.array([0.0, 2.0, 1.0])), [-1.0, -1.0, -1.0])
+    assert float(ad.jit(g)(mx.array([0.0, 2.0, 1.0]))) == 6.0 - 3.0 + 7.0
 
 
 def test_closure_conversion_no_perturbation_confusion():

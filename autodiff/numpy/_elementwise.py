@@ -205,8 +205,8 @@ def logaddexp(a, b):
 
 
 def relu(x):
-    """``maximum(x, 0)``, as ``mlx.nn.relu``. Derivative 0 at 0."""
-    return maximum(x, 0)
+    """``max(x, 0)``, as ``mlx.nn.relu``; its derivative at 0 is 0, as in JAX."""
+    return where(greater(x, 0), x, 0)
 
 
 def softplus(x):

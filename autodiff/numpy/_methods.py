@@ -188,9 +188,10 @@ _originals = {f"__{n}__": getattr(mx.array, f"__{n}__") for n in _MX_BINARY}
 _originals["__getitem__"] = mx.array.__getitem__
 
 
-def _deferring(orig):
+def _deferring(name, orig):
     def method(self, other):
         if type(other) is Tracer:
+            _used.add(name)
             return NotImplemented
         return orig(self, other)
 
@@ -200,23 +201,28 @@ def _deferring(orig):
 def _getitem(self, idx):
     parts = idx if isinstance(idx, tuple) else (idx,)
     if any(type(i) is Tracer for i in parts):
+        _used.add("__getitem__")
         return I.getitem(self, idx)
     return _originals["__getitem__"](self, idx)
 
 
-_patched = {name: _deferring(orig) for name, orig in _originals.items() if name != "__getitem__"}
+_patched = {n: _deferring(n, orig) for n, orig in _originals.items() if n != "__getitem__"}
 _patched["__getitem__"] = _getitem
+_used: set[str] = set()  # the operators that have met a tracer: usually just one or two
 _lock = threading.Lock()
 _active = 0
+_installed: list[str] = []
 
 
-def _enter():
+def _enter(everything: bool):
     global _active
     with _lock:
         _active += 1
         if _active == 1:
-            for name, m in _patched.items():
-                setattr(mx.array, name, m)
+            names = list(_patched) if everything or not _used else sorted(_used)
+            for name in names:
+                setattr(mx.array, name, _patched[name])
+            _installed[:] = names
 
 
 def _leave():
@@ -224,8 +230,9 @@ def _leave():
     with _lock:
         _active -= 1
         if _active == 0:
-            for name, m in _originals.items():
-                setattr(mx.array, name, m)
+            for name in _installed:
+                setattr(mx.array, name, _originals[name])
+            _installed.clear()
 
 
 tracing._outermost_hooks.append((_enter, _leave))
