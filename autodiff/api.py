@@ -10,130 +10,27 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
-
-import mlx.core as mx
+from typing import NamedTuple
 
 from autodiff import lax
-from autodiff.errors import TransformError
-from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, is_float
-from autodiff.lower_mlx import MX_DTYPES
-from autodiff.program import Program, cached, structural_key, transform_cache
-from autodiff.tracing import Tracer, aval_of, inline, trace_flat
+from autodiff.api_util import (
+    Traced,
+    check_argnums,
+    fun_name,
+    keep_outputs,
+    leaf_aval,
+    leaf_value,
+    trace_fun,
+    zeros,
+)
+from autodiff.ir import ClosedJaxpr, is_float
+from autodiff.program import Program, cached, transform_cache
+from autodiff.tracing import aval_of, inline, trace_flat
 from autodiff.tree import tree_flatten, tree_unflatten
 from transforms import optimize
-from transforms.dce import dce
 from transforms.jvp import Zero, jvp_jaxpr
 from transforms.partial_eval import partial_eval_jaxpr
 from transforms.transpose import UndefinedPrimal, backward_pass, transpose_jaxpr
-
-
-def fun_name(fun) -> str:
-    f = getattr(fun, "func", fun)  # functools.partial
-    return getattr(f, "__name__", None) or type(f).__name__
-
-
-def _argnums(argnums, nargs: int, transform: str, fun) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    if not all(isinstance(n, int) for n in nums):
-        raise TransformError(
-            f"[{transform}] argnums must be an int or a tuple of ints, got {argnums!r}"
-        )
-    for n in nums:
-        if not -nargs <= n < nargs:
-            raise TransformError(
-                f"[{transform}] argnums={argnums!r} is out of range: `{fun_name(fun)}` was "
-                f"called with {nargs} positional argument(s). Pass the differentiated values "
-                "positionally, or change argnums."
-            )
-    canon = tuple(n % nargs for n in nums)
-    if len(set(canon)) != len(canon):
-        raise TransformError(f"[{transform}] argnums={argnums!r} contains duplicates")
-    return canon
-
-
-class Traced(NamedTuple):
-    """A user function traced with some arguments as inputs, its consts opened into inputs."""
-
-    closed: ClosedJaxpr  # no consts: invars are (consts..., leaves...)
-    run_args: list  # const values then leaf values
-    n_consts: int
-    in_tree: Any
-    out_tree: Any
-    aux_tree: Any
-    n_out: int  # flat outputs before the aux ones
-    key: Any
-
-
-_ONE_LEAF_LIST = tree_flatten([0])[1]
-
-
-def trace_fun(fun, args, kwargs, argnums, transform, has_aux=False, leaves=None, in_tree=None):
-    """Trace ``fun`` with the pytree leaves of ``args[argnums]`` as inputs; the rest are
-    closed over (concrete values stay concrete, as in JAX)."""
-    name = fun_name(fun)
-    if leaves is None:
-        if len(argnums) == 1 and type(args[argnums[0]]) is mx.array:
-            leaves, in_tree = [args[argnums[0]]], _ONE_LEAF_LIST
-        else:
-            leaves, in_tree = tree_flatten([args[i] for i in argnums])
-
-    def flat_fun(*tracers):
-        full = list(args)
-        for i, a in zip(argnums, tree_unflatten(in_tree, tracers)):
-            full[i] = a
-        out = fun(*full, **kwargs)
-        aux_leaves, aux_tree = [], None
-        if has_aux:
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise TransformError(
-                    f"[{transform}] has_aux=True requires `{name}` to return a pair (output, "
-                    f"aux), but it returned {type(out).__name__}"
-                )
-            out, aux = out
-            aux_leaves, aux_tree = tree_flatten(aux)
-        out_leaves, out_tree = tree_flatten(out)
-        for o in out_leaves + aux_leaves:
-            _check_output(o, name, transform)
-        return out_leaves + aux_leaves, (out_tree, aux_tree, len(out_leaves))
-
-    avals = [_leaf_aval(x, name, transform) for x in leaves]
-    closed, (out_tree, aux_tree, n_out) = trace_flat(flat_fun, avals, name, transform)
-    jaxpr = closed.jaxpr
-    opened = ClosedJaxpr(Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars), [])
-    key = structural_key(opened)
-    run_args = list(closed.consts) + [_leaf_value(x) for x in leaves]
-    return Traced(opened, run_args, len(closed.consts), in_tree, out_tree, aux_tree, n_out, key)
-
-
-def _leaf_aval(x, name, transform) -> ShapedArray:
-    try:
-        return aval_of(x)
-    except TypeError:
-        raise TypeError(
-            f"[{transform}] arguments of `{name}` must be arrays, scalars, or pytrees of them; "
-            f"got a leaf of type {type(x).__name__}. Mark non-array arguments static or close "
-            "over them."
-        ) from None
-
-
-def _check_output(o, name, transform):
-    if not (
-        type(o) is Tracer or isinstance(o, (mx.array, int, float, bool)) or hasattr(o, "dtype")
-    ):
-        raise TypeError(
-            f"[{transform}] `{name}` returned a leaf of type {type(o).__name__}; outputs must "
-            "be arrays or pytrees of arrays"
-        )
-
-
-def _leaf_value(x):
-    return mx.array(x) if isinstance(x, (int, float, bool)) else x
-
-
-def _zeros(aval: ShapedArray):
-    return mx.zeros(aval.shape, dtype=MX_DTYPES[aval.dtype])
-
 
 # ---------------------------------------------------------------------------------------------
 # Reverse mode
@@ -177,7 +74,7 @@ class _VJP(NamedTuple):
 def _build_vjp(traced: Traced, diff: Sequence[bool], name: str) -> _VJP:
     known, linear, out_nz, n_res = _linearize(traced.closed, traced.n_consts, diff)
     k = sum(diff)
-    linear = _keep_outputs(linear, sum(out_nz[: traced.n_out]))  # aux outputs get no cotangent
+    linear = keep_outputs(linear, sum(out_nz[: traced.n_out]))  # aux outputs get no cotangent
     bwd = transpose_jaxpr(linear, [False] * n_res + [True] * k)
     return _VJP(Program(known, f"{name}_fwd"), Program(bwd, f"{name}_bwd"), out_nz, n_res)
 
@@ -216,12 +113,7 @@ def _fill_grads(traced, diff, grads):
     """Differentiated leaves get their gradient; integer leaves (allow_int) get zeros."""
     it = iter(grads)
     avals = traced.closed.in_avals[traced.n_consts :]
-    return [next(it) if d else _zeros(a) for a, d in zip(avals, diff)]
-
-
-def _keep_outputs(closed: ClosedJaxpr, n: int) -> ClosedJaxpr:
-    j = closed.jaxpr
-    return ClosedJaxpr(dce(Jaxpr(j.constvars, j.invars, j.eqns, j.outvars[:n])), closed.consts)
+    return [next(it) if d else zeros(a) for a, d in zip(avals, diff)]
 
 
 def _check_scalar_output(traced: Traced, fun, transform):
@@ -249,7 +141,7 @@ def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool):
     def value_and_grad_f(*args, **kwargs):
         nums = nums_for.get(len(args))
         if nums is None:
-            nums = nums_for[len(args)] = _argnums(argnums, len(args), "grad", fun)
+            nums = nums_for[len(args)] = check_argnums(argnums, len(args), "grad", fun)
         traced = trace_fun(fun, args, kwargs, nums, "grad", has_aux)
         key = ("grad", with_value, allow_int, traced.n_consts, traced.n_out, traced.key)
         entry = transform_cache.get(key)
@@ -369,7 +261,7 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
                     "the shape and dtype of the output"
                 )
             if nz:
-                cts.append(_leaf_value(ct))
+                cts.append(leaf_value(ct))
         grads = entry.bwd(*res, *cts) if sum(diff) else []
         return tuple(tree_unflatten(traced.in_tree, _fill_grads(traced, diff, grads)))
 
@@ -418,10 +310,10 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fa
         nonzeros = [False] * traced.n_consts + diff
         inst = [True] * traced.n_out + [False] * (n_all - traced.n_out)
         closed, out_nz = jvp_jaxpr(traced.closed, nonzeros, inst)
-        return Program(_keep_outputs(closed, n_all + traced.n_out), f"jvp_{fun_name(fun)}")
+        return Program(keep_outputs(closed, n_all + traced.n_out), f"jvp_{fun_name(fun)}")
 
     program = cached(key, build)
-    ts = [_leaf_value(t) for t, d in zip(t_leaves, diff) if d]
+    ts = [leaf_value(t) for t, d in zip(t_leaves, diff) if d]
     results = program(*traced.run_args, *ts)
     out = tree_unflatten(traced.out_tree, results[: traced.n_out])
     t_out = tree_unflatten(traced.out_tree, results[n_all:])
@@ -455,9 +347,9 @@ def linearize(fun: Callable, *primals):
 
     def f_jvp(*tangents):
         _, _, t_leaves = _check_tangents(primals, tangents, "linearize", fun)
-        ts = [_leaf_value(t) for t, d in zip(t_leaves, diff) if d]
+        ts = [leaf_value(t) for t, d in zip(t_leaves, diff) if d]
         t_outs = iter(lin(*res, *ts))
-        full = [next(t_outs) if nz else _zeros(a) for a, nz in zip(out_avals, out_nz)]
+        full = [next(t_outs) if nz else zeros(a) for a, nz in zip(out_avals, out_nz)]
         return tree_unflatten(traced.out_tree, full)
 
     return tree_unflatten(traced.out_tree, outs), f_jvp
@@ -497,7 +389,7 @@ def make_jaxpr(
             return out_leaves, out_tree
 
         closed, _ = trace_flat(
-            flat_fun, [_leaf_aval(x, name, "make_jaxpr") for x in leaves], name, "make_jaxpr"
+            flat_fun, [leaf_aval(x, name, "make_jaxpr") for x in leaves], name, "make_jaxpr"
         )
         return closed
 

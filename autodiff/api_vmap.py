@@ -8,32 +8,15 @@ from typing import Any
 
 import mlx.core as mx
 
-from autodiff.api import _argnums, fun_name, jvp, trace_fun, vjp
+from autodiff.api import jvp, vjp
+from autodiff.api_util import broadcast_prefix, check_argnums, fun_name, trace_fun
 from autodiff.errors import TransformError
 from autodiff.ir import is_float
+from autodiff.lower_mlx import MX_DTYPES
 from autodiff.program import Program, cached
 from autodiff.tracing import aval_of
 from autodiff.tree import tree_flatten, tree_unflatten
 from transforms.vmap import vmap_jaxpr
-
-
-def _broadcast_prefix(prefix, tree, what: str) -> list:
-    """One entry of ``prefix`` per leaf of ``tree``; ``prefix`` is a tree prefix of ``tree``
-    whose leaves are ints or None (an int or None applies to a whole subtree)."""
-    if prefix is None or isinstance(prefix, int):
-        return [prefix] * len(tree_flatten(tree)[0])
-    if (
-        isinstance(prefix, (tuple, list))
-        and isinstance(tree, (tuple, list))
-        and len(prefix) == len(tree)
-    ):
-        return [x for p, t in zip(prefix, tree) for x in _broadcast_prefix(p, t, what)]
-    if isinstance(prefix, dict) and isinstance(tree, dict) and set(prefix) == set(tree):
-        return [x for k in sorted(tree) for x in _broadcast_prefix(prefix[k], tree[k], what)]
-    raise TransformError(
-        f"[vmap] {what} must be an int, None, or a tree prefix of the {what.split()[0]} "
-        f"structure; got {prefix!r} for a value of type {type(tree).__name__}"
-    )
 
 
 def vmap(
@@ -67,29 +50,23 @@ def vmap(
                 f"[vmap] in_axes has {len(axes_tuple)} entries but `{name}` was called with "
                 f"{len(args)} positional arguments"
             )
-        axes = _broadcast_prefix(list(axes_tuple), list(args), "in_axes")
+        axes = broadcast_prefix(list(axes_tuple), list(args), "in_axes")
         axes += [0] * len(tree_flatten(kwargs)[0])
         leaves, in_tree = tree_flatten((list(args), kwargs))
         size, canon = _axis_size(leaves, axes, axis_size, name)
-        # Trace one example: each mapped leaf stands for a slice along its axis.
-        examples = [_example(x, d) for x, d in zip(leaves, canon)]
+        # Trace one example: a mapped leaf stands for one slice along its axis.
+        avals = [_unbatched(aval_of(x), d) for x, d in zip(leaves, canon)]
 
         def call(*flat):
             a, kw = tree_unflatten(in_tree, flat)
             return fun(*a, **kw)
 
-        traced = trace_fun(
-            call,
-            tuple(examples),
-            {},
-            tuple(range(len(examples))),
-            "vmap",
-            leaves=examples,
-            in_tree=tree_flatten(tuple(examples))[1],
-        )
+        nums = tuple(range(len(leaves)))
+        flat_tree = tree_flatten(tuple(nums))[1]
+        traced = trace_fun(call, nums, {}, nums, "vmap", leaves=leaves, in_tree=flat_tree, avals=avals)  # fmt: skip
         out_shapes = traced.closed.out_avals
         out_tree = traced.out_tree
-        outs_axes = _broadcast_prefix(
+        outs_axes = broadcast_prefix(
             out_axes, tree_unflatten(out_tree, list(range(len(out_shapes)))), "out_axes"
         )
         outs_axes = [None if d is None else d % (a.ndim + 1) for d, a in zip(outs_axes, out_shapes)]
@@ -101,10 +78,13 @@ def vmap(
             return Program(closed, f"vmap_{name}")
 
         program = cached(key, build)
-        run_args = traced.run_args[: traced.n_consts] + list(leaves)
-        return tree_unflatten(out_tree, program(*run_args))
+        return tree_unflatten(out_tree, program(*traced.run_args))
 
     return vmap_f
+
+
+def _unbatched(aval, d):
+    return aval if d is None else aval.update(shape=aval.shape[:d] + aval.shape[d + 1 :])
 
 
 def _axis_size(leaves, axes, axis_size, name):
@@ -141,24 +121,6 @@ def _axis_size(leaves, axes, axis_size, name):
     return size, canon
 
 
-class _Example:
-    """Stands for one slice of a mapped argument while tracing (only its aval matters)."""
-
-    __slots__ = ("shape", "dtype")
-
-    def __init__(self, shape, dtype):
-        self.shape, self.dtype = shape, dtype
-
-
-def _example(x, d):
-    if d is None:
-        return x
-    a = aval_of(x)
-    from autodiff.lower_mlx import MX_DTYPES
-
-    return _Example(a.shape[:d] + a.shape[d + 1 :], MX_DTYPES[a.dtype])
-
-
 # ---------------------------------------------------------------------------------------------
 # Jacobians
 
@@ -171,8 +133,6 @@ def _std_basis(leaves) -> list:
     out, start = [], 0
     for x, s in zip(leaves, sizes):
         a = aval_of(x)
-        from autodiff.lower_mlx import MX_DTYPES
-
         out.append(eye[:, start : start + s].reshape((n,) + a.shape).astype(MX_DTYPES[a.dtype]))
         start += s
     return out
@@ -199,7 +159,7 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
 
     @functools.wraps(fun)
     def jacfwd_f(*args, **kwargs):
-        nums = _argnums(argnums, len(args), "jacfwd", fun)
+        nums = check_argnums(argnums, len(args), "jacfwd", fun)
         leaves, in_tree = tree_flatten([args[i] for i in nums])
         _check_float_inputs(leaves, "jacfwd", fun)
 
@@ -220,7 +180,7 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
             aux = _first(aux)
         out_leaves, out_tree = tree_flatten(jac)
         per_out = [_split_last(o, leaves) for o in out_leaves]
-        result = tree_unflatten(out_tree, [_by_argnums(p, in_tree, argnums) for p in per_out])
+        result = tree_unflatten(out_tree, [_bycheck_argnums(p, in_tree, argnums) for p in per_out])
         return (result, aux) if has_aux else result
 
     return jacfwd_f
@@ -245,7 +205,7 @@ def _split_last(o, in_leaves):
     return res
 
 
-def _by_argnums(blocks, in_tree, argnums):
+def _bycheck_argnums(blocks, in_tree, argnums):
     trees = tree_unflatten(in_tree, blocks)
     return trees[0] if isinstance(argnums, int) else tuple(trees)
 
@@ -261,7 +221,7 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
 
     @functools.wraps(fun)
     def jacrev_f(*args, **kwargs):
-        nums = _argnums(argnums, len(args), "jacrev", fun)
+        nums = check_argnums(argnums, len(args), "jacrev", fun)
         leaves, in_tree = tree_flatten([args[i] for i in nums])
         _check_float_inputs(leaves, "jacrev", fun)
 
@@ -288,7 +248,7 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
                 start += oa.size
             m_blocks.append(blocks)
         per_out = [[m_blocks[j][i] for j in range(len(leaves))] for i in range(len(out_leaves))]
-        result = tree_unflatten(out_tree, [_by_argnums(p, in_tree, argnums) for p in per_out])
+        result = tree_unflatten(out_tree, [_bycheck_argnums(p, in_tree, argnums) for p in per_out])
         return (result, res[2]) if has_aux else result
 
     return jacrev_f

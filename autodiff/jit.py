@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable, Sequence
 import mlx.core as mx
 import optree
 
-from autodiff.api import _leaf_aval, _leaf_value, fun_name
+from autodiff.api_util import fun_name, leaf_aval, leaf_value
 from autodiff.errors import TransformError
 from autodiff.ir import ClosedJaxpr
 from autodiff.lower_mlx import Lowered
@@ -105,7 +105,7 @@ class Jitted:
             out_leaves, out_tree = tree_flatten(self.fun(*full, **kw))
             return out_leaves, out_tree
 
-        avals = [_leaf_aval(x, name, "jit") for x in dyn_leaves]
+        avals = [leaf_aval(x, name, "jit") for x in dyn_leaves]
         closed, out_tree = trace_flat(flat_fun, avals, name, "jit")
         return optimize(closed), out_tree
 
@@ -160,7 +160,7 @@ class Jitted:
                     self._fast[sig] = entry
                 return tree_unflatten(entry.out_tree, outs)
         entry, leaves = self._entry(args, kwargs)
-        outs = entry.program(*[x if type(x) is Tracer else _leaf_value(x) for x in leaves])
+        outs = entry.program(*[x if type(x) is Tracer else leaf_value(x) for x in leaves])
         return tree_unflatten(entry.out_tree, outs)
 
     def lower(self, *args, **kwargs) -> Lowered:
