@@ -43,14 +43,16 @@ def accuracy(head, feat, x, y) -> float:
     return float(mx.mean(mx.argmax(features(feat, x) @ head["w"] + head["b"], axis=-1) == y))
 
 
-def train(params, loss, args, steps, lr, argnums=0):
+def train(params, loss, args, steps, lr, what, argnums=0):
     """Adam on the arguments ``argnums`` of ``loss`` only; the other arguments are held fixed."""
     opt = optim.Adam(learning_rate=lr)
-    step = ad.jit(ad.grad(loss, argnums=argnums))
-    for _ in range(steps):
-        grads = step(*args(params))
+    step = ad.jit(ad.value_and_grad(loss, argnums=argnums))
+    for i in range(1, steps + 1):
+        value, grads = step(*args(params))
         params = opt.apply_gradients(grads, params)
         mx.eval(params, opt.state)
+        if i % (steps // 3) == 0 or i == steps:
+            print(f"  {what}: step {i}/{steps}, loss {float(value):.4f}")
     return params
 
 
@@ -85,6 +87,7 @@ def main(fast: bool = False, seed: int = 0) -> dict:
         lambda p: (p, xa, ya),
         pre_steps,
         3e-3,
+        "pretraining on task A",
     )
     feat = both["feat"]
     print(
@@ -94,7 +97,13 @@ def main(fast: bool = False, seed: int = 0) -> dict:
     # 2. Fine-tune a fresh head on task B (odd/even, 20 labelled examples), features frozen.
     frozen_before = [np.array(v) for v in ad.tree_leaves(feat)]
     head_b = train(
-        dense(rng, 64, 2), loss_fn, lambda h: (h, feat, xb, yb), ft_steps, 1e-2, argnums=0
+        dense(rng, 64, 2),
+        loss_fn,
+        lambda h: (h, feat, xb, yb),
+        ft_steps,
+        1e-2,
+        "fine-tuning the head on task B, features frozen",
+        argnums=0,  # differentiate the head only
     )
     unchanged = all(
         np.array_equal(a, np.array(b)) for a, b in zip(frozen_before, ad.tree_leaves(feat))
@@ -104,7 +113,14 @@ def main(fast: bool = False, seed: int = 0) -> dict:
     # 3. Baselines on the same 20 examples: a head on random (untrained) frozen features, and
     #    the whole network trained from scratch.
     rand_feat = {"layers": [dense(rng, 64, 128), dense(rng, 128, 64)]}
-    head_rand = train(dense(rng, 64, 2), loss_fn, lambda h: (h, rand_feat, xb, yb), ft_steps, 1e-2)
+    head_rand = train(
+        dense(rng, 64, 2),
+        loss_fn,
+        lambda h: (h, rand_feat, xb, yb),
+        ft_steps,
+        1e-2,
+        "baseline: head on random frozen features",
+    )
     scratch = {
         "head": dense(rng, 64, 2),
         "feat": {"layers": [dense(rng, 64, 128), dense(rng, 128, 64)]},
@@ -115,6 +131,7 @@ def main(fast: bool = False, seed: int = 0) -> dict:
         lambda p: (p, xb, yb),
         ft_steps,
         3e-3,
+        "baseline: whole network from scratch",
     )
     rand_acc = accuracy(head_rand, rand_feat, xb_test, yb_test)
     scratch_acc = accuracy(scratch["head"], scratch["feat"], xb_test, yb_test)
