@@ -159,15 +159,7 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
 
     @functools.wraps(fun)
     def jacfwd_f(*args, **kwargs):
-        nums = check_argnums(argnums, len(args), "jacfwd", fun)
-        leaves, in_tree = tree_flatten([args[i] for i in nums])
-        _check_float_inputs(leaves, "jacfwd", fun)
-
-        def f_leaves(*ls):
-            full = list(args)
-            for i, a in zip(nums, tree_unflatten(in_tree, ls)):
-                full[i] = a
-            return fun(*full, **kwargs)
+        leaves, in_tree, f_leaves = _of_leaves(fun, args, kwargs, argnums, "jacfwd")
 
         def push(*basis):
             out = jvp(f_leaves, leaves, list(basis), has_aux=has_aux)
@@ -180,10 +172,25 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
             aux = _first(aux)
         out_leaves, out_tree = tree_flatten(jac)
         per_out = [_split_last(o, leaves) for o in out_leaves]
-        result = tree_unflatten(out_tree, [_bycheck_argnums(p, in_tree, argnums) for p in per_out])
+        result = tree_unflatten(out_tree, [_by_argnums(p, in_tree, argnums) for p in per_out])
         return (result, aux) if has_aux else result
 
     return jacfwd_f
+
+
+def _of_leaves(fun, args, kwargs, argnums, transform):
+    """The differentiated arguments' leaves, their tree, and ``fun`` as a function of them."""
+    nums = check_argnums(argnums, len(args), transform, fun)
+    leaves, in_tree = tree_flatten([args[i] for i in nums])
+    _check_float_inputs(leaves, transform, fun)
+
+    def f_leaves(*ls):
+        full = list(args)
+        for i, a in zip(nums, tree_unflatten(in_tree, ls)):
+            full[i] = a
+        return fun(*full, **kwargs)
+
+    return leaves, in_tree, f_leaves
 
 
 def _first(aux):
@@ -205,7 +212,7 @@ def _split_last(o, in_leaves):
     return res
 
 
-def _bycheck_argnums(blocks, in_tree, argnums):
+def _by_argnums(blocks, in_tree, argnums):
     trees = tree_unflatten(in_tree, blocks)
     return trees[0] if isinstance(argnums, int) else tuple(trees)
 
@@ -221,23 +228,14 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
 
     @functools.wraps(fun)
     def jacrev_f(*args, **kwargs):
-        nums = check_argnums(argnums, len(args), "jacrev", fun)
-        leaves, in_tree = tree_flatten([args[i] for i in nums])
-        _check_float_inputs(leaves, "jacrev", fun)
-
-        def f_leaves(*ls):
-            full = list(args)
-            for i, a in zip(nums, tree_unflatten(in_tree, ls)):
-                full[i] = a
-            return fun(*full, **kwargs)
+        leaves, in_tree, f_leaves = _of_leaves(fun, args, kwargs, argnums, "jacrev")
 
         res = vjp(f_leaves, *leaves, has_aux=has_aux)
         out, vjp_fn = res[0], res[1]
         out_leaves, out_tree = tree_flatten(out)
         basis = _std_basis(out_leaves)
-        cts = vmap(lambda *b: vjp_fn(tree_unflatten(out_tree, list(b))))(
-            *basis
-        )  # per input leaf: (M, *in.shape)
+        # one cotangent per output element: per input leaf, shape (M, *in.shape)
+        cts = vmap(lambda *b: vjp_fn(tree_unflatten(out_tree, list(b))))(*basis)
         m_blocks = []
         for ct, x in zip(cts, leaves):
             # (M, *in.shape) -> per output leaf (out.shape + in.shape)
@@ -248,7 +246,7 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
                 start += oa.size
             m_blocks.append(blocks)
         per_out = [[m_blocks[j][i] for j in range(len(leaves))] for i in range(len(out_leaves))]
-        result = tree_unflatten(out_tree, [_bycheck_argnums(p, in_tree, argnums) for p in per_out])
+        result = tree_unflatten(out_tree, [_by_argnums(p, in_tree, argnums) for p in per_out])
         return (result, res[2]) if has_aux else result
 
     return jacrev_f

@@ -18,8 +18,7 @@ TYPECHECK = False
 
 def optimize_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
     """Simplify, CSE, reassociate and DCE; run after every transform."""
-    jaxpr = dce(cse(simplify(cse(jaxpr))))
-    return dce(cse(simplify(reassociate(jaxpr))))
+    return dce(cse(reassociate(cse(simplify(jaxpr)))))
 
 
 def optimize(closed: ClosedJaxpr) -> ClosedJaxpr:

@@ -21,19 +21,21 @@ rewrites: dict = {}
 class _Ctx:
     """Definitions of the variables seen so far, for rules that look through their inputs."""
 
-    __slots__ = ("defs",)
+    __slots__ = ("defs", "fills")
 
     def __init__(self):
         self.defs: dict[Var, Eqn] = {}
+        self.fills: dict[Var, Literal] = {}  # vars that are a broadcast literal
+
+    def define(self, eqn: Eqn):
+        for v in eqn.outputs:
+            self.defs[v] = eqn
+        if eqn.prim is P.broadcast_in_dim and type(eqn.inputs[0]) is Literal:
+            self.fills[eqn.outputs[0]] = eqn.inputs[0]
 
     def filled(self, a) -> Literal | None:
         """The literal a filled array (or literal) consists of, else None."""
-        if type(a) is Literal:
-            return a
-        d = self.defs.get(a)
-        if d is not None and d.prim is P.broadcast_in_dim and type(d.inputs[0]) is Literal:
-            return d.inputs[0]
-        return None
+        return a if type(a) is Literal else self.fills.get(a)
 
     def is_const(self, a, value) -> bool:
         lit = self.filled(a)
@@ -240,7 +242,8 @@ def simplify(jaxpr: Jaxpr) -> Jaxpr:
                 replacement = _fold(prim, ins, params, outs[0].aval)
                 if replacement is not None:
                     break
-            if prim in P.ELEMENTWISE and ins and all(ctx.filled(a) is not None for a in ins):
+            fills = ctx.fills
+            if prim in P.ELEMENTWISE and ins and all(type(a) is Literal or a in fills for a in ins):
                 # filled op filled -> filled: fold the scalars, broadcast the result
                 out = outs[0].aval
                 lit = _fold(prim, [ctx.filled(a) for a in ins], params, out.update(shape=()))
@@ -251,7 +254,7 @@ def simplify(jaxpr: Jaxpr) -> Jaxpr:
                 )
                 changed = True
                 continue
-            if prim in _ELEMENTWISE_LITERAL_OK:
+            if prim in _ELEMENTWISE_LITERAL_OK and any(a in ctx.fills for a in ins):
                 ins = _literalize(ctx, prim, ins, outs[0].aval)
             rule = rewrites.get(prim)
             r = rule(ctx, outs[0].aval, *ins, **params) if rule is not None else None
@@ -274,8 +277,7 @@ def simplify(jaxpr: Jaxpr) -> Jaxpr:
             eqn = Eqn(prim, ins, params, outs)
             changed = True
         eqns.append(eqn)
-        for v in outs:
-            ctx.defs[v] = eqn
+        ctx.define(eqn)
     if not changed:
         return jaxpr
     return Jaxpr(jaxpr.constvars, jaxpr.invars, eqns, [sub(a) for a in jaxpr.outvars])
