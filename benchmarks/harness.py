@@ -42,11 +42,15 @@ def time_contenders(
     """Median seconds per call of each contender."""
     per_call = {name: [] for name in contenders}
     iters = {}
-    for name, fn in contenders.items():  # warm up (compiles) and size the batches
-        run(fn)
-        t = time.perf_counter()
-        run(fn)
-        one = max(time.perf_counter() - t, 1e-7)
+    for name, fn in contenders.items():
+        # Warm up (first calls trace, compile and fill caches): at least 0.2 s, and 10 calls
+        # unless that takes over 2 s; then size the batches from the last call.
+        start, calls = time.perf_counter(), 0
+        while calls < 2 or time.perf_counter() - start < (2.0 if calls < 10 else 0.2):
+            t = time.perf_counter()
+            run(fn)
+            one = max(time.perf_counter() - t, 1e-7)
+            calls += 1
         iters[name] = max(1, min(5000, int(target_s / one)))
     names = list(contenders)
     for r in range(rounds):

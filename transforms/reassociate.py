@@ -55,7 +55,7 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
         return acc
 
     def term(factors, coef, aval):
-        """The monomial ``coef * prod(factors)`` (|coef| when ``coef`` < 0 is subtracted)."""
+        """The monomial ``coef * prod(factors)``."""
         lit = Literal(coef, ShapedArray((), aval.dtype))
         if not factors:
             return lit
@@ -63,14 +63,25 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
         return body if coef == 1.0 else new(P.mul, [body, lit], aval, ("c", factors, coef))
 
     def emit(p, aval):
+        """The sum of the terms, canonically ordered; negative terms are subtracted, so
+        coefficients appear with one sign (each distinct literal costs a fused kernel an
+        input), and an all-negative sum is negated once at the end."""
         terms = sorted(p.items(), key=lambda kv: [order.get(v, 1 << 60) for v in kv[0]])
+        flip = all(c < 0 for _, c in terms)
+        if flip:
+            terms = [(f, -c) for f, c in terms]
+        else:  # start from a positive term, if there is one
+            first = next((i for i, (_, c) in enumerate(terms) if c > 0), 0)
+            terms = [terms[first]] + terms[:first] + terms[first + 1 :]
         acc, key = None, ("+",)
         for factors, coef in terms:
-            negative = acc is not None and coef < 0
-            t = term(factors, -coef if negative else coef, aval)
             key = key + ((factors, coef),)
-            acc = t if acc is None else new(P.sub if negative else P.add, [acc, t], aval, key)
-        return acc
+            if acc is None:
+                acc = term(factors, coef, aval)
+            else:
+                t = term(factors, abs(coef), aval)
+                acc = new(P.sub if coef < 0 else P.add, [acc, t], aval, key)
+        return new(P.neg, [acc], aval, ("-",) + key) if flip else acc
 
     for eqn in jaxpr.eqns:
         ins = [sub(a) for a in eqn.inputs]
