@@ -22,7 +22,10 @@ def cse(jaxpr: Jaxpr) -> Jaxpr:
         ins = [env.get(a, a) if type(a) is not Literal else a for a in eqn.inputs]
         keys = [_key(a) for a in ins]
         if eqn.prim in COMMUTATIVE:
-            keys.sort(key=lambda k: (1, repr(k)) if type(k) is tuple else (0, id(k)))
+            a, b = keys  # canonical order: variables by id, then literals
+            ta, tb = type(a) is tuple, type(b) is tuple
+            if (ta and not tb) or (ta == tb and (repr(a) > repr(b) if ta else id(a) > id(b))):
+                keys = [b, a]
         key = (eqn.prim, tuple(keys), eqn.params)
         prev = seen.get(key)
         if prev is not None:
