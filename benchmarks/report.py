@@ -86,7 +86,7 @@ def write_plots(report: dict, out_dir: Path) -> None:
     ax.set_yticks(list(y), names)
     ax.invert_yaxis()
     ax.set_xlabel("time ratio (lower is better for autodiff)")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(out_dir / "ratios.png", dpi=120)
     plt.close(fig)
