@@ -117,6 +117,16 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
                 if len(p) > MAX_TERMS:
                     p = None
         if p is not None and () not in p:  # constant terms: left to the simplifier
+            if _already_canonical(eqn.prim, ins, p):
+                poly[out] = p  # keep the equation; later terms may build on it
+                if eqn.prim is P.mul:
+                    ((factors, coef),) = p.items()
+                    key = ("*",) + factors if type(ins[1]) is Var else ("c", factors, coef)
+                    built.setdefault(key, out)
+                if any(a is not b for a, b in zip(ins, eqn.inputs)):
+                    eqn = Eqn(eqn.prim, ins, eqn.params, eqn.outputs)
+                eqns.append(eqn)
+                continue
             atom = emit(p, out.aval)
             if atom is not None:
                 env[out] = atom
@@ -132,3 +142,17 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
 
 
 _ALGEBRA = frozenset([P.mul, P.neg, P.add, P.sub, P.square, P.pow_])
+
+
+def _already_canonical(prim, ins, p) -> bool:
+    """Whether the equation is what emitting ``p`` would produce anyway: a product of two
+    atoms in canonical order, an atom times a literal, or a negated atom."""
+    if len(p) != 1:
+        return False
+    ((factors, coef),) = p.items()
+    if prim is P.mul:
+        x, y = ins
+        if type(y) is Literal:
+            return factors == (x,) and coef == y.val
+        return coef == 1.0 and factors == (x, y)
+    return prim is P.neg and coef == -1.0 and factors == (ins[0],)
