@@ -18,7 +18,7 @@ TYPECHECK = False
 
 def optimize_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
     """Simplify, CSE, reassociate and DCE; run after every transform."""
-    return dce(cse(reassociate(cse(simplify(jaxpr)))))
+    return dce(cse(reassociate(simplify(jaxpr))))
 
 
 def optimize(closed: ClosedJaxpr) -> ClosedJaxpr:
