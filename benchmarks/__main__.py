@@ -27,7 +27,7 @@ from benchmarks.workloads import all_workloads
 OURS_VS = {"ad.grad": "mx.grad", "ad.jit(ad.grad)": "mx.compile(mx.grad)"}
 
 
-def first_call_ms(repeats: int = 7) -> dict:
+def first_call_ms(repeats: int = 11) -> dict:
     """trace + transform + optimise + lower of ad.jit(grad^4(f)), excluding MLX's kernel
     compilation (which happens on the first run of the compiled program)."""
     f = lambda x: anp.sin(x) ** 3 * anp.exp(x)
