@@ -137,3 +137,23 @@ def test_caches_are_bounded_clearable_and_thread_safe():
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_direct_path_retraces_on_new_shapes_and_output_trees(compiled):
+    calls = []
+
+    def f(x):
+        calls.append(x.shape)
+        # the output tree depends on the input shape
+        return (x * 2.0, x.sum()) if x.shape[0] > 2 else x * 2.0
+
+    jf = ad.jit(f)
+    for _ in range(3):
+        out = jf(mx.ones(3))
+        assert isinstance(out, tuple) and float(out[1]) == 3.0
+    out = jf(mx.ones(2))  # another shape and another output tree: falls back, still right
+    assert not isinstance(out, tuple) and out.shape == (2,)
+    for _ in range(2):
+        assert float(jf(mx.ones(3))[1]) == 3.0
+        assert jf(mx.ones(2)).shape == (2,)
+    assert calls == [(3,), (2,)]  # traced once per signature
