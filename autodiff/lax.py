@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from autodiff import primitives as P
-from autodiff.ir import Literal, ShapedArray
+from autodiff.ir import ShapedArray
 from autodiff.tracing import aval_of, bind, literal
 
 _SCALARS = (bool, int, float)
@@ -218,7 +218,3 @@ def dot_general(x, y, dimension_numbers):
     (xc, yc), (xb, yb) = dimension_numbers
     dn = ((tuple(xc), tuple(yc)), (tuple(xb), tuple(yb)))
     return bind(P.dot_general, x, y, dimension_numbers=dn)
-
-
-def is_literal(x, value=None) -> bool:
-    return type(x) is Literal and (value is None or x.val == value)

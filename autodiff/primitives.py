@@ -43,10 +43,6 @@ def _family(family: str, names: str, rule) -> list[Primitive]:
     return [_def(n, family, rule) for n in names.split()]
 
 
-def _err(prim: str, msg: str) -> TypeError:
-    return TypeError(f"{prim}: {msg}")
-
-
 # ---------------------------------------------------------------------------------------------
 # Elementwise
 

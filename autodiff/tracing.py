@@ -256,11 +256,6 @@ _STATIC_HINT = (
 # ---------------------------------------------------------------------------------------------
 
 
-def current_builder() -> Builder | None:
-    stack = _state.stack
-    return stack[-1] if stack else None
-
-
 def bind(prim, *args, **params):
     """Apply ``prim`` to ``args`` in the innermost trace; returns tracer(s)."""
     stack = _state.stack
@@ -360,17 +355,6 @@ def inline(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
         a = a if type(a) is Literal else env[a]
         results.append(a if type(a) is Literal else Tracer(a.aval, b, a))
     return results
-
-
-def eval_jaxpr(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
-    """Evaluate ``closed`` by binding its equations one by one in the current trace."""
-    jaxpr = closed.jaxpr
-    env: dict[Var, Any] = dict(zip(jaxpr.constvars, closed.consts))
-    env.update(zip(jaxpr.invars, args))
-    for eqn in jaxpr.eqns:
-        outs = bind(eqn.prim, *[read(env, a) for a in eqn.inputs], **eqn.params)
-        env.update(zip(eqn.outputs, outs if eqn.prim.multiple_results else [outs]))
-    return [read(env, a) for a in jaxpr.outvars]
 
 
 def read(env: dict, a):

@@ -63,7 +63,3 @@ def register_pytree_node(cls: type, flatten: Callable, unflatten: Callable) -> t
     return optree.register_pytree_node(
         cls, flatten, lambda aux, children: unflatten(aux, list(children)), namespace=NAMESPACE
     )
-
-
-def treedef_is_leaf(treedef) -> bool:
-    return treedef.num_nodes == 1 and treedef.num_leaves == 1

@@ -44,15 +44,21 @@ def _arr(a):
     return mx.array(np.asarray(a, np.float32))
 
 
+def _contenders(mx_fn, ad_fn, args):
+    """``mx_fn`` eager and under mx.compile, ``ad_fn`` un-jitted and under ad.jit."""
+    compiled, jitted = mx.compile(mx_fn), ad.jit(ad_fn)
+    return {
+        "mx.grad": lambda: mx_fn(*args),
+        "mx.compile(mx.grad)": lambda: compiled(*args),
+        "ad.grad": lambda: ad_fn(*args),
+        "ad.jit(ad.grad)": lambda: jitted(*args),
+    }
+
+
 def _grad_contenders(f, args, argnums=0, jax_f=None, jax_args=None):
     """mx.grad, mx.compile(mx.grad), ad.grad, ad.jit(ad.grad) [, jax.jit(jax.grad)]."""
     mg, ag = mx.grad(f, argnums=argnums), ad.grad(f, argnums=argnums)
-    c = {
-        "mx.grad": lambda: mg(*args),
-        "mx.compile(mx.grad)": (lambda cg: lambda: cg(*args))(mx.compile(mg)),
-        "ad.grad": lambda: ag(*args),
-        "ad.jit(ad.grad)": (lambda jg: lambda: jg(*args))(ad.jit(ag)),
-    }
+    c = _contenders(mg, ag, args)
     jax, _ = _jax()
     if jax is not None and jax_f is not None:
         jg = jax.jit(jax.grad(jax_f, argnums=argnums))
@@ -148,12 +154,7 @@ def nested_grad(depth: int) -> Workload:
 
     x = mx.array(0.5)
     mg, ag = nest(mx.grad, make(anp)), nest(ad.grad, make(anp))
-    c = {
-        "mx.grad": lambda: mg(x),
-        "mx.compile(mx.grad)": (lambda cg: lambda: cg(x))(mx.compile(mg)),
-        "ad.grad": lambda: ag(x),
-        "ad.jit(ad.grad)": (lambda jg: lambda: jg(x))(ad.jit(ag)),
-    }
+    c = _contenders(mg, ag, (x,))
     jax, jnp = _jax()
     if jax is not None:
         jg = jax.jit(nest(jax.grad, make(jnp)))
@@ -180,12 +181,7 @@ def hvp() -> Workload:
     f = make(anp, W)
     mx_hvp = lambda x, v: mx.jvp(mx.grad(f), [x], [v])[1][0]
     ad_hvp = lambda x, v: ad.jvp(ad.grad(f), (x,), (v,))[1]
-    c = {
-        "mx.grad": lambda: mx_hvp(x, v),
-        "mx.compile(mx.grad)": (lambda g: lambda: g(x, v))(mx.compile(mx_hvp)),
-        "ad.grad": lambda: ad_hvp(x, v),
-        "ad.jit(ad.grad)": (lambda g: lambda: g(x, v))(ad.jit(ad_hvp)),
-    }
+    c = _contenders(mx_hvp, ad_hvp, (x, v))
     jax, jnp = _jax()
     if jax is not None:
         fj = make(jnp, jnp.asarray(np.array(W)))
@@ -221,12 +217,7 @@ def hessian_100() -> Workload:
     # MLX has no hessian: forward-over-reverse, vectorised over the basis (what jacfwd(grad) does)
     mx_hess = lambda x: mx.vmap(lambda v: mx.jvp(mx.grad(f), [x], [v])[1][0])(eye)
     ah = ad.hessian(f)
-    c = {
-        "mx.grad": lambda: mx_hess(x),
-        "mx.compile(mx.grad)": (lambda g: lambda: g(x))(mx.compile(mx_hess)),
-        "ad.grad": lambda: ah(x),
-        "ad.jit(ad.grad)": (lambda g: lambda: g(x))(ad.jit(ah)),
-    }
+    c = _contenders(mx_hess, ah, (x,))
     jax, jnp = _jax()
     if jax is not None:
         fj = make(jnp, *_to_jax((A, cvec)))
@@ -250,12 +241,7 @@ def per_example() -> Workload:
     loss = _make_mlp_loss(anp)
     mv = mx.vmap(mx.grad(loss), in_axes=(None, 0, 0))
     av = ad.vmap(ad.grad(loss), in_axes=(None, 0, 0))
-    c = {
-        "mx.grad": lambda: mv(params, x, y),
-        "mx.compile(mx.grad)": (lambda g: lambda: g(params, x, y))(mx.compile(mv)),
-        "ad.grad": lambda: av(params, x, y),
-        "ad.jit(ad.grad)": (lambda g: lambda: g(params, x, y))(ad.jit(av)),
-    }
+    c = _contenders(mv, av, (params, x, y))
     jax, jnp = _jax()
     if jax is not None:
         jv = jax.jit(jax.vmap(jax.grad(_make_mlp_loss(jnp)), in_axes=(None, 0, 0)))

@@ -43,12 +43,21 @@ def accuracy(head, feat, x, y) -> float:
     return float(mx.mean(mx.argmax(features(feat, x) @ head["w"] + head["b"], axis=-1) == y))
 
 
-def train(params, loss, args, steps, lr, what, argnums=0):
-    """Adam on the arguments ``argnums`` of ``loss`` only; the other arguments are held fixed."""
+def network_loss(params, x, y):
+    """The whole network's loss: features and head both differentiated."""
+    return loss_fn(params["head"], params["feat"], x, y)
+
+
+def new_features(rng):
+    return {"layers": [dense(rng, 64, 128), dense(rng, 128, 64)]}
+
+
+def train(params, loss, data, steps, lr, what):
+    """Adam on ``loss``'s first argument only; the arguments in ``data`` are held fixed."""
     opt = optim.Adam(learning_rate=lr)
-    step = ad.jit(ad.value_and_grad(loss, argnums=argnums))
+    step = ad.jit(ad.value_and_grad(loss, argnums=0))
     for i in range(1, steps + 1):
-        value, grads = step(*args(params))
+        value, grads = step(params, *data)
         params = opt.apply_gradients(grads, params)
         mx.eval(params, opt.state)
         if i % (steps // 3) == 0 or i == steps:
@@ -75,35 +84,25 @@ def split_tasks(seed, n_labelled=20):
 def main(fast: bool = False, seed: int = 0) -> dict:
     (xa, ya), (xb, yb), (xb_test, yb_test) = split_tasks(seed)
     rng = np.random.default_rng(seed)
-    feat = {"layers": [dense(rng, 64, 128), dense(rng, 128, 64)]}
-    head_a = dense(rng, 64, 10)
     pre_steps, ft_steps = (150, 150) if fast else (600, 400)
 
-    # 1. Pretrain features and head on task A (digits 0-4): both are differentiated.
-    both = {"head": head_a, "feat": feat}
-    both = train(
-        both,
-        lambda p, x, y: loss_fn(p["head"], p["feat"], x, y),
-        lambda p: (p, xa, ya),
-        pre_steps,
-        3e-3,
-        "pretraining on task A",
-    )
+    # 1. Pretrain features and head on task A (10-class digits): both are differentiated.
+    both = {"feat": new_features(rng), "head": dense(rng, 64, 10)}
+    both = train(both, network_loss, (xa, ya), pre_steps, 3e-3, "pretraining on task A")
     feat = both["feat"]
-    print(
-        f"task A, pretraining on {xa.shape[0]} digits: training accuracy {accuracy(both['head'], feat, xa, ya):.3f}"
-    )
+    acc_a = accuracy(both["head"], feat, xa, ya)
+    print(f"task A, pretraining on {xa.shape[0]} digits: training accuracy {acc_a:.3f}")
 
-    # 2. Fine-tune a fresh head on task B (odd/even, 20 labelled examples), features frozen.
+    # 2. Fine-tune a fresh head on task B (odd/even, 20 labelled examples): the head is the
+    #    differentiated argument (argnums=0); the features are passed along, frozen.
     frozen_before = [np.array(v) for v in ad.tree_leaves(feat)]
     head_b = train(
         dense(rng, 64, 2),
         loss_fn,
-        lambda h: (h, feat, xb, yb),
+        (feat, xb, yb),
         ft_steps,
         1e-2,
         "fine-tuning the head on task B, features frozen",
-        argnums=0,  # differentiate the head only
     )
     unchanged = all(
         np.array_equal(a, np.array(b)) for a, b in zip(frozen_before, ad.tree_leaves(feat))
@@ -112,26 +111,18 @@ def main(fast: bool = False, seed: int = 0) -> dict:
 
     # 3. Baselines on the same 20 examples: a head on random (untrained) frozen features, and
     #    the whole network trained from scratch.
-    rand_feat = {"layers": [dense(rng, 64, 128), dense(rng, 128, 64)]}
+    rand_feat = new_features(rng)
     head_rand = train(
         dense(rng, 64, 2),
         loss_fn,
-        lambda h: (h, rand_feat, xb, yb),
+        (rand_feat, xb, yb),
         ft_steps,
         1e-2,
         "baseline: head on random frozen features",
     )
-    scratch = {
-        "head": dense(rng, 64, 2),
-        "feat": {"layers": [dense(rng, 64, 128), dense(rng, 128, 64)]},
-    }
+    scratch = {"head": dense(rng, 64, 2), "feat": new_features(rng)}
     scratch = train(
-        scratch,
-        lambda p, x, y: loss_fn(p["head"], p["feat"], x, y),
-        lambda p: (p, xb, yb),
-        ft_steps,
-        3e-3,
-        "baseline: whole network from scratch",
+        scratch, network_loss, (xb, yb), ft_steps, 3e-3, "baseline: whole network from scratch"
     )
     rand_acc = accuracy(head_rand, rand_feat, xb_test, yb_test)
     scratch_acc = accuracy(scratch["head"], scratch["feat"], xb_test, yb_test)

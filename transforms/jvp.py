@@ -32,7 +32,7 @@ class Zero:
         return f"Zero({self.aval.str_short()})"
 
 
-def instantiate(t, aval: ShapedArray | None = None):
+def instantiate(t):
     """Materialise a symbolic zero as an array (a literal for rank 0)."""
     if type(t) is Zero:
         return lax.zeros_like_aval(t.aval)

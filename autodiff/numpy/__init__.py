@@ -16,7 +16,6 @@ import math as _math
 import mlx.core as _mx
 
 from autodiff.numpy import _methods  # noqa: F401  (installs the mx.array surface on tracers)
-from autodiff.numpy._core import dtype_name as _dtype_name  # noqa: F401
 from autodiff.numpy._creation import (
     arange,
     array,

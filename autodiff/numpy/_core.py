@@ -72,10 +72,6 @@ def dtype_name(d) -> str:
     return name
 
 
-def mx_dtype(d) -> mx.Dtype:
-    return MX_DTYPES[dtype_name(d)]
-
-
 _KIND_RANK = {"b": 0, "i": 1, "u": 1, "f": 2}
 
 
@@ -175,8 +171,3 @@ def canonical_axes(axis: Any, ndim: int, fn: str = "") -> tuple[int, ...]:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     return tuple(sorted(canonical_axis(a, ndim, fn) for a in axes))
-
-
-def as_traced(x):
-    """A Python scalar becomes a literal; anything else is returned as is."""
-    return lax.full((), x, result_type(x)) if type(x) in _SCALARS else x
