@@ -6,7 +6,7 @@ from autodiff.api_vmap import hessian, jacfwd, jacrev, vmap
 from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck
 from autodiff.jit import clear_caches, jit
-from autodiff.program import config
+from autodiff.config import config
 from autodiff.tree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 stop_gradient = autodiff.numpy.stop_gradient

@@ -27,10 +27,10 @@ from autodiff.ir import ClosedJaxpr, is_float
 from autodiff.program import Program, cached, transform_cache
 from autodiff.tracing import aval_of, inline, trace_flat
 from autodiff.tree import tree_flatten, tree_unflatten
-from transforms import optimize
-from transforms.jvp import Zero, jvp_jaxpr
-from transforms.partial_eval import partial_eval_jaxpr
-from transforms.transpose import UndefinedPrimal, backward_pass, transpose_jaxpr
+from autodiff.transforms import optimize
+from autodiff.transforms.jvp import Zero, jvp_jaxpr
+from autodiff.transforms.partial_eval import partial_eval_jaxpr
+from autodiff.transforms.transpose import UndefinedPrimal, backward_pass, transpose_jaxpr
 
 # ---------------------------------------------------------------------------------------------
 # Reverse mode

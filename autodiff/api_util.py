@@ -14,7 +14,7 @@ from autodiff.lower_mlx import MX_DTYPES
 from autodiff.program import structural_key
 from autodiff.tracing import Tracer, aval_of, trace_flat
 from autodiff.tree import tree_flatten, tree_unflatten
-from transforms.dce import dce
+from autodiff.transforms.dce import dce
 
 
 def fun_name(fun) -> str:

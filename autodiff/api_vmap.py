@@ -16,7 +16,7 @@ from autodiff.lower_mlx import MX_DTYPES
 from autodiff.program import Program, cached
 from autodiff.tracing import aval_of
 from autodiff.tree import tree_flatten, tree_unflatten
-from transforms.vmap import vmap_jaxpr
+from autodiff.transforms.vmap import vmap_jaxpr
 
 
 def vmap(

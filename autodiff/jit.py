@@ -13,12 +13,13 @@ from autodiff.api_util import fun_name, leaf_aval, leaf_value
 from autodiff.errors import TransformError
 from autodiff.ir import ClosedJaxpr
 from autodiff.lower_mlx import Lowered
-from autodiff.program import LRUCache, Program, config, transform_cache
+from autodiff.config import config
+from autodiff.program import LRUCache, Program, transform_cache
 from autodiff.tracing import Tracer, aval_of, trace_flat
 from autodiff.tree import NAMESPACE, tree_flatten, tree_unflatten
-from transforms import optimize
+from autodiff.transforms import optimize
 
-jit_cache = LRUCache(config.cache_size)
+jit_cache = LRUCache()
 _all_jitted: weakref.WeakSet = weakref.WeakSet()
 
 

@@ -15,21 +15,12 @@ from typing import Any
 
 import mlx.core as mx
 
+from autodiff.config import config
 from autodiff.ir import ClosedJaxpr, Literal, Var
 from autodiff.lower_mlx import MX_DTYPES, lower_mlx
 from autodiff.tracing import Tracer, inline
 
 
-class Config:
-    """Global switches. ``compile``: "auto" (mx.compile from a program's second run; jit
-    compiles at once), True (always) or False (never; tests use this to avoid MLX's
-    per-graph kernel compilation)."""
-
-    compile: bool | str = "auto"
-    cache_size: int = 1024
-
-
-config = Config()
 
 
 class Program:
@@ -113,8 +104,8 @@ def structural_key(closed: ClosedJaxpr) -> Hashable:
 class LRUCache:
     """A bounded, thread-safe mapping; least recently used entries are evicted first."""
 
-    def __init__(self, maxsize: int):
-        self.maxsize = maxsize
+    def __init__(self, maxsize: int | None = None):
+        self._maxsize = maxsize
         self._data: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
@@ -128,6 +119,11 @@ class LRUCache:
                 self.hits += 1
                 self._data.move_to_end(key)
             return value
+
+    @property
+    def maxsize(self) -> int:
+        """The bound given, or ``ad.config.cache_size`` (read at each insertion)."""
+        return config.cache_size if self._maxsize is None else self._maxsize
 
     def put(self, key, value):
         with self._lock:
@@ -145,7 +141,7 @@ class LRUCache:
         return len(self._data)
 
 
-transform_cache = LRUCache(config.cache_size)
+transform_cache = LRUCache()
 
 
 def cached(key: Hashable, build: Callable[[], Any]):

@@ -5,12 +5,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import autodiff as ad
-import transforms
-from autodiff.program import config
+from autodiff.config import config
 
 # Typecheck every transform's output; test most programs uncompiled (mx.compile runs a C++
 # compiler per new fused graph on CPU), a few tests switch compilation back on.
-transforms.TYPECHECK = True
+config.typecheck = True
 config.compile = False
 
 settings.register_profile(

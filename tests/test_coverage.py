@@ -11,9 +11,9 @@ import autodiff as ad
 from autodiff import primitives as P
 from autodiff.interpret import impls
 from autodiff.lower_mlx import lowerings
-from transforms.jvp import NO_JVP_RULE, jvp_rules
-from transforms.transpose import NO_TRANSPOSE_RULE, transpose_rules
-from transforms.vmap import NO_BATCH_RULE, batch_rules
+from autodiff.transforms.jvp import NO_JVP_RULE, jvp_rules
+from autodiff.transforms.transpose import NO_TRANSPOSE_RULE, transpose_rules
+from autodiff.transforms.vmap import NO_BATCH_RULE, batch_rules
 
 TABLES = {
     "jvp": (jvp_rules, NO_JVP_RULE),

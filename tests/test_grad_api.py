@@ -9,7 +9,7 @@ import pytest
 import autodiff as ad
 import autodiff.numpy as anp
 from autodiff import TransformError
-from transforms import jvp as jvp_module
+from autodiff.transforms import jvp as jvp_module
 
 Pair = namedtuple("Pair", "a b")
 

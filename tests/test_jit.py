@@ -10,7 +10,8 @@ import autodiff as ad
 import autodiff.numpy as anp
 from autodiff import TransformError
 from autodiff.jit import jit_cache
-from autodiff.program import LRUCache, config, transform_cache
+from autodiff.config import config
+from autodiff.program import LRUCache, transform_cache
 
 
 def close(a, b, tol=1e-5):

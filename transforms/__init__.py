@@ -6,15 +6,12 @@ This package imports only ``autodiff.ir``, ``autodiff.primitives``, the tracing 
 
 from __future__ import annotations
 
+from autodiff.config import config
 from autodiff.ir import ClosedJaxpr, Jaxpr, typecheck
-from transforms.cse import cse
-from transforms.dce import dce
-from transforms.reassociate import reassociate
-from transforms.simplify import simplify
-
-# Tests set this: every transform's output is then typechecked before and after optimisation.
-TYPECHECK = False
-
+from autodiff.transforms.cse import cse
+from autodiff.transforms.dce import dce
+from autodiff.transforms.reassociate import reassociate
+from autodiff.transforms.simplify import simplify
 
 def optimize_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
     """Simplify, CSE, reassociate and DCE; run after every transform."""
@@ -22,9 +19,9 @@ def optimize_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
 
 
 def optimize(closed: ClosedJaxpr) -> ClosedJaxpr:
-    if TYPECHECK:
+    if config.typecheck:
         typecheck(closed.jaxpr)
     jaxpr = optimize_jaxpr(closed.jaxpr)
-    if TYPECHECK:
+    if config.typecheck:
         typecheck(jaxpr)
     return closed if jaxpr is closed.jaxpr else ClosedJaxpr(jaxpr, closed.consts)

@@ -17,7 +17,7 @@ from autodiff import lax
 from autodiff import primitives as P
 from autodiff.ir import ClosedJaxpr, Literal, ShapedArray, is_float
 from autodiff.tracing import aval_of, bind, read, trace_flat
-from transforms import optimize
+from autodiff.transforms import optimize
 
 
 class Zero:

@@ -15,8 +15,8 @@ from autodiff import lax as L
 from autodiff import primitives as P
 from autodiff.ir import ClosedJaxpr, ShapedArray, Var
 from autodiff.tracing import aval_of, bind, read, trace_flat
-from transforms import optimize
-from transforms.jvp import Zero, instantiate
+from autodiff.transforms import optimize
+from autodiff.transforms.jvp import Zero, instantiate
 
 
 class UndefinedPrimal:

@@ -15,7 +15,7 @@ from autodiff import lax as L
 from autodiff import primitives as P
 from autodiff.ir import ClosedJaxpr, Literal
 from autodiff.tracing import aval_of, bind, read, trace_flat
-from transforms import optimize
+from autodiff.transforms import optimize
 
 batch_rules: dict[P.Primitive, Callable] = {}
 

@@ -1,0 +1,34 @@
+"""``ad.config``: the engine's global switches, in one place.
+
+Example:
+    >>> import autodiff as ad
+    >>> ad.config.compile = False      # run lowered programs without mx.compile
+    >>> ad.config.typecheck = True     # typecheck every transform's output (tests do)
+"""
+
+from __future__ import annotations
+
+
+class Config:
+    """Global switches.
+
+    Attributes:
+        compile: "auto" (``mx.compile`` a program from its second run; ``jit`` compiles at
+            once), True (always) or False (never; the test suite uses this to avoid MLX's
+            per-graph kernel compilation on the CPU).
+        cache_size: entries kept by each LRU cache (jit and the structural cache).
+        typecheck: typecheck every transform's output before and after optimisation.
+    """
+
+    __slots__ = ("compile", "cache_size", "typecheck")
+
+    def __init__(self):
+        self.compile: bool | str = "auto"
+        self.cache_size: int = 1024
+        self.typecheck: bool = False
+
+    def __repr__(self):
+        return "Config(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+
+config = Config()
