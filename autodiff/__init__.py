@@ -1,8 +1,11 @@
 """autodiff: JAX-style composable function transforms for MLX."""
 
 import autodiff.numpy  # noqa: F401,E402  (installs the array surface on tracers)
-from autodiff.api import eval_jaxpr, grad, jvp, linearize, make_jaxpr, value_and_grad, vjp
-from autodiff.api_vmap import hessian, jacfwd, jacrev, vmap
+from autodiff.batching import vmap
+from autodiff.forward import jvp, linearize
+from autodiff.jacobians import hessian, jacfwd, jacrev
+from autodiff.reverse import grad, value_and_grad, vjp
+from autodiff.staging import eval_jaxpr, make_jaxpr
 from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck
 from autodiff.jit import clear_caches, jit

@@ -1,20 +1,23 @@
 """What every transform's API function does first: check argnums, flatten pytrees, trace the
 user's function with its consts opened into inputs (so the structural cache key holds no array
-values), and report bad arguments in JAX's words."""
+values), and report bad arguments in JAX's words. Done here once for all transforms."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import mlx.core as mx
 
+from autodiff.dtypes import dtype_name
 from autodiff.errors import TransformError
+from autodiff.dtypes import is_float
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
 from autodiff.program import structural_key
 from autodiff.tracing import Tracer, aval_of, trace_flat
-from autodiff.tree import tree_flatten, tree_unflatten
 from autodiff.transforms.dce import dce
+from autodiff.tree import tree_flatten, tree_unflatten
 
 
 def fun_name(fun) -> str:
@@ -23,11 +26,18 @@ def fun_name(fun) -> str:
 
 
 def check_argnums(argnums, nargs: int, transform: str, fun) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    if not all(isinstance(n, int) for n in nums):
+    """``argnums`` as a tuple of non-negative ints, checked against the call's arguments."""
+    ok = isinstance(argnums, int) or (
+        isinstance(argnums, Sequence)
+        and not isinstance(argnums, str)
+        and all(isinstance(n, int) for n in argnums)
+    )
+    if not ok or isinstance(argnums, bool):
         raise TransformError(
-            f"[{transform}] argnums must be an int or a tuple of ints, got {argnums!r}"
+            f"[{transform}] argnums must be an int or a tuple of ints, got {argnums!r} "
+            f"(of type {type(argnums).__name__})"
         )
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for n in nums:
         if not -nargs <= n < nargs:
             raise TransformError(
@@ -39,6 +49,26 @@ def check_argnums(argnums, nargs: int, transform: str, fun) -> tuple[int, ...]:
     if len(set(canon)) != len(canon):
         raise TransformError(f"[{transform}] argnums={argnums!r} contains duplicates")
     return canon
+
+
+def substitute(fun: Callable, args, kwargs: dict, argnums: Sequence[int], in_tree) -> Callable:
+    """``fun`` as a function of flat leaves, which replace the arguments ``argnums``.
+
+    ``in_tree`` is the tree of ``[args[i] for i in argnums]``, optionally followed by a dict
+    of keyword arguments that replace (or add to) ``kwargs``. Every transform puts its tracers
+    back into the user's call through this one function.
+    """
+    n = len(argnums)
+
+    def with_leaves(*leaves):
+        trees = tree_unflatten(in_tree, leaves)
+        full = list(args)
+        for i, a in zip(argnums, trees):
+            full[i] = a
+        kw = kwargs if len(trees) == n else {**kwargs, **trees[n]}
+        return fun(*full, **kw)
+
+    return with_leaves
 
 
 class Traced(NamedTuple):
@@ -72,12 +102,10 @@ def trace_fun(
             leaves, in_tree = [args[argnums[0]]], _ONE_LEAF_LIST
         else:
             leaves, in_tree = tree_flatten([args[i] for i in argnums])
+    call = substitute(fun, args, kwargs, argnums, in_tree)
 
     def flat_fun(*tracers):
-        full = list(args)
-        for i, a in zip(argnums, tree_unflatten(in_tree, tracers)):
-            full[i] = a
-        out = fun(*full, **kwargs)
+        out = call(*tracers)
         aux_leaves, aux_tree = [], None
         if has_aux:
             if not (isinstance(out, tuple) and len(out) == 2):
@@ -105,7 +133,10 @@ def trace_fun(
 def leaf_aval(x, name, transform) -> ShapedArray:
     try:
         return aval_of(x)
-    except TypeError:
+    except TypeError as e:
+        dtype = getattr(x, "dtype", None)
+        if dtype is not None:  # an array of a dtype autodiff does not support
+            raise TypeError(f"[{transform}] an argument of `{name}`: {e}") from None
         raise TypeError(
             f"[{transform}] arguments of `{name}` must be arrays, scalars, or pytrees of them; "
             f"got a leaf of type {type(x).__name__}. Mark non-array arguments static or close "
@@ -124,7 +155,33 @@ def check_output(o, name, transform):
 
 
 def leaf_value(x):
-    return mx.array(x) if isinstance(x, (int, float, bool)) else x
+    """An argument as the program receives it: tracers stay, everything else becomes an
+    mx.array of the dtype it was traced with (``mx.array`` alone would turn float64 NumPy
+    arrays into float32)."""
+    t = type(x)
+    if t is mx.array or t is Tracer:
+        return x
+    return mx.array(x, dtype=MX_DTYPES[dtype_name(aval_of(x).dtype)])
+
+
+def check_float_inputs(avals: Sequence[ShapedArray], transform: str, fun, allow_int=False):
+    """Which inputs are differentiated: float ones; ints only with ``allow_int`` (their
+    gradient is then zero). Raises a TypeError naming the input otherwise."""
+    mask = []
+    for a in avals:
+        if not is_float(a.dtype) and not allow_int:
+            hint = ", or pass allow_int=True (its gradient is then zero)" if transform in (
+                "grad",
+                "vjp",
+            ) else ""
+            raise TypeError(
+                f"[{transform}] `{fun_name(fun)}` is differentiated with respect to an input of "
+                f"type {a.str_short()}; {transform} requires floating-point inputs. Pass a float "
+                f"(e.g. 3.0 rather than 3, or x.astype(mx.float32)), exclude it with argnums"
+                f"{hint}."
+            )
+        mask.append(is_float(a.dtype))
+    return mask
 
 
 def zeros(aval: ShapedArray):
@@ -136,20 +193,23 @@ def keep_outputs(closed: ClosedJaxpr, n: int) -> ClosedJaxpr:
     return ClosedJaxpr(dce(Jaxpr(j.constvars, j.invars, j.eqns, j.outvars[:n])), closed.consts)
 
 
-def broadcast_prefix(prefix, tree, what: str) -> list:
+def broadcast_prefix(prefix, tree, what: str, transform: str) -> list:
     """One entry of ``prefix`` per leaf of ``tree``; ``prefix`` is a tree prefix of ``tree``
     whose leaves are ints or None (an int or None applies to a whole subtree)."""
-    if prefix is None or isinstance(prefix, int):
+    if prefix is None or (isinstance(prefix, int) and not isinstance(prefix, bool)):
         return [prefix] * len(tree_flatten(tree)[0])
     if (
         isinstance(prefix, (tuple, list))
         and isinstance(tree, (tuple, list))
         and len(prefix) == len(tree)
     ):
-        return [x for p, t in zip(prefix, tree) for x in broadcast_prefix(p, t, what)]
+        return [x for p, t in zip(prefix, tree) for x in broadcast_prefix(p, t, what, transform)]
     if isinstance(prefix, dict) and isinstance(tree, dict) and set(prefix) == set(tree):
-        return [x for k in sorted(tree) for x in broadcast_prefix(prefix[k], tree[k], what)]
+        return [
+            x for k in sorted(tree) for x in broadcast_prefix(prefix[k], tree[k], what, transform)
+        ]
     raise TransformError(
-        f"[vmap] {what} must be an int, None, or a tree prefix of the {what.split()[0]} "
-        f"structure; got {prefix!r} for a value of type {type(tree).__name__}"
+        f"[{transform}] {what} must be an int, None, or a tree prefix of the "
+        f"{what.split('_')[0]}put structure; got {prefix!r} for a value of type "
+        f"{type(tree).__name__}"
     )

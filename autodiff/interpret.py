@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from autodiff import primitives as P
-from autodiff.ir import ClosedJaxpr, Literal, ShapedArray, is_float, is_int
+from autodiff.dtypes import is_float, is_int
+from autodiff.ir import ClosedJaxpr, Literal, ShapedArray
 
 impls: dict[P.Primitive, Callable] = {}
 

@@ -13,46 +13,9 @@ in JAX's notation and :func:`typecheck` checks it against the primitives' shape 
 from __future__ import annotations
 
 import itertools
-from typing import Any, NamedTuple
+from typing import Any
 
-# ---------------------------------------------------------------------------------------------
-# dtypes: plain strings, so the IR stays independent of MLX and NumPy.
-
-
-class _DTypeInfo(NamedTuple):
-    short: str
-    kind: str  # "b" bool, "i" signed int, "u" unsigned int, "f" float
-    bits: int
-
-
-DTYPES: dict[str, _DTypeInfo] = {
-    "bool": _DTypeInfo("bool", "b", 8),
-    "int8": _DTypeInfo("i8", "i", 8),
-    "int16": _DTypeInfo("i16", "i", 16),
-    "int32": _DTypeInfo("i32", "i", 32),
-    "int64": _DTypeInfo("i64", "i", 64),
-    "uint8": _DTypeInfo("u8", "u", 8),
-    "uint16": _DTypeInfo("u16", "u", 16),
-    "uint32": _DTypeInfo("u32", "u", 32),
-    "uint64": _DTypeInfo("u64", "u", 64),
-    "float16": _DTypeInfo("f16", "f", 16),
-    "bfloat16": _DTypeInfo("bf16", "f", 16),
-    "float32": _DTypeInfo("f32", "f", 32),
-    "float64": _DTypeInfo("f64", "f", 64),
-}
-
-
-def is_float(dtype: str) -> bool:
-    return DTYPES[dtype].kind == "f"
-
-
-def is_int(dtype: str) -> bool:
-    return DTYPES[dtype].kind in "iu"
-
-
-def is_bool(dtype: str) -> bool:
-    return dtype == "bool"
-
+from autodiff.dtypes import DTYPES, dtype_name, is_float, is_int
 
 # ---------------------------------------------------------------------------------------------
 # Abstract values
@@ -329,7 +292,7 @@ def typecheck(jaxpr: Jaxpr | ClosedJaxpr) -> None:
     """
     if isinstance(jaxpr, ClosedJaxpr):
         for v, c in zip(jaxpr.jaxpr.constvars, jaxpr.consts):
-            shape, dtype = tuple(c.shape), _dtype_name(c.dtype)
+            shape, dtype = tuple(c.shape), dtype_name(c.dtype)
             if (shape, dtype) != (v.aval.shape, v.aval.dtype):
                 raise JaxprTypeError(f"const of type {dtype}{list(shape)} bound to {v.aval}")
         jaxpr = jaxpr.jaxpr
@@ -367,7 +330,3 @@ def typecheck(jaxpr: Jaxpr | ClosedJaxpr) -> None:
     for a in jaxpr.outvars:
         check(a, "outvars")
 
-
-def _dtype_name(dtype) -> str:
-    name = str(dtype).rsplit(".", 1)[-1]
-    return "bool" if name == "bool_" else name

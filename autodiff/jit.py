@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import weakref
 from collections.abc import Callable, Hashable, Sequence
 
 import mlx.core as mx
 import optree
 
-from autodiff.api_util import fun_name, leaf_aval, leaf_value
+from autodiff.api_util import fun_name, leaf_aval, leaf_value, substitute
 from autodiff.errors import TransformError
 from autodiff.ir import ClosedJaxpr
 from autodiff.lower_mlx import Lowered
@@ -46,6 +47,32 @@ def _normalise_static(static_argnums, static_argnames):
     return nums, names
 
 
+def _check_static_against_signature(fun, nums, names):
+    """Static argument numbers and names that ``fun`` cannot take are an error now, not a
+    silently ignored setting at each call (JAX raises too)."""
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):  # builtins and callables without a signature
+        return
+    kinds = {p.kind for p in params}
+    named = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    bad = [n for n in names if n not in named]
+    if bad and inspect.Parameter.VAR_KEYWORD not in kinds:
+        raise TransformError(
+            f"[jit] static_argnames={tuple(names)!r} names {bad}, which `{fun_name(fun)}` does "
+            f"not take (its parameters: {', '.join(p.name for p in params) or 'none'}). Check "
+            "the spelling."
+        )
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if inspect.Parameter.VAR_POSITIONAL not in kinds:
+        for i in nums:
+            if not -len(positional) <= i < len(positional):
+                raise TransformError(
+                    f"[jit] static_argnums={tuple(nums)!r}, but `{fun_name(fun)}` takes only "
+                    f"{len(positional)} positional argument(s)"
+                )
+
+
 class Jitted:
     """The result of :func:`jit`: call it like the function; ``.lower(*args)`` shows the
     program it runs."""
@@ -55,6 +82,7 @@ class Jitted:
         self.static_argnums, self.static_argnames = _normalise_static(
             static_argnums, static_argnames
         )
+        _check_static_against_signature(fun, self.static_argnums, self.static_argnames)
         # Fast path for the common call: positional array arguments, no static ones. Keyed by
         # (tree, shapes, dtypes) of the mx.array leaves; bounded and cleared with the caches.
         self._fast: dict = {}
@@ -79,40 +107,38 @@ class Jitted:
         for i in self.static_argnums:
             if not -n <= i < n:
                 raise TransformError(
-                    f"[jit] static_argnums={self.static_argnums} is out of range for `{fun_name(self.fun)}` called with {n} positional arguments"
+                    f"[jit] static_argnums={self.static_argnums} is out of range for "
+                    f"`{fun_name(self.fun)}` called with {n} positional arguments"
                 )
             static.add(i % n)
         static_vals = tuple((i, args[i]) for i in sorted(static))
         static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
-        dyn_args = [a for i, a in enumerate(args) if i not in static]
-        dyn_kw = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
         try:
             hash((static_vals, static_kw))
         except TypeError:
             raise TransformError(
-                f"[jit] static arguments of `{fun_name(self.fun)}` must be hashable; got {static_vals + static_kw}"
+                f"[jit] static arguments of `{fun_name(self.fun)}` must be hashable; got "
+                f"{static_vals + static_kw}"
             ) from None
-        return static, static_vals, static_kw, dyn_args, dyn_kw
+        dyn_nums = tuple(i for i in range(n) if i not in static)
+        dyn_kw = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        return dyn_nums, static_vals, static_kw, dyn_kw
 
-    def _trace(self, args, kwargs, static, dyn_leaves, in_tree):
+    def _trace(self, args, kwargs, dyn_nums, dyn_leaves, in_tree):
         name = fun_name(self.fun)
+        static_kw = {k: v for k, v in kwargs.items() if k in self.static_argnames}
+        call = substitute(self.fun, args, static_kw, dyn_nums, in_tree)
 
         def flat_fun(*tracers):
-            dyn_args, dyn_kw = tree_unflatten(in_tree, tracers)
-            it = iter(dyn_args)
-            full = [a if i in static else next(it) for i, a in enumerate(args)]
-            kw = {k: v for k, v in kwargs.items() if k in self.static_argnames}
-            kw.update(dyn_kw)
-            out_leaves, out_tree = tree_flatten(self.fun(*full, **kw))
-            return out_leaves, out_tree
+            return tree_flatten(call(*tracers))
 
         avals = [leaf_aval(x, name, "jit") for x in dyn_leaves]
         closed, out_tree = trace_flat(flat_fun, avals, name, "jit")
         return optimize(closed), out_tree
 
     def _entry(self, args, kwargs) -> tuple[_Entry, list, bool]:
-        static, static_vals, static_kw, dyn_args, dyn_kw = self._split(args, kwargs)
-        leaves, in_tree = tree_flatten((dyn_args, dyn_kw))
+        dyn_nums, static_vals, static_kw, dyn_kw = self._split(args, kwargs)
+        leaves, in_tree = tree_flatten([*(args[i] for i in dyn_nums), dyn_kw])
         key: Hashable = (
             self.fun,
             in_tree,
@@ -122,7 +148,7 @@ class Jitted:
         )
         entry = jit_cache.get(key)
         if entry is None:
-            closed, out_tree = self._trace(args, kwargs, static, leaves, in_tree)
+            closed, out_tree = self._trace(args, kwargs, dyn_nums, leaves, in_tree)
             entry = _Entry(Program(closed, fun_name(self.fun), eager_compile=True), out_tree)
             # A trace that captured values of an enclosing trace is valid only there.
             if not any(type(c) is Tracer for c in closed.consts):

@@ -15,23 +15,10 @@ from collections.abc import Callable
 import mlx.core as mx
 
 from autodiff import primitives as P
-from autodiff.ir import ClosedJaxpr, Jaxpr, Literal, Var, _names, is_float, is_int
+from autodiff.dtypes import DTYPES, is_float, is_int
+from autodiff.ir import ClosedJaxpr, Jaxpr, Literal, Var, _names
 
-MX_DTYPES = {
-    "bool": mx.bool_,
-    "int8": mx.int8,
-    "int16": mx.int16,
-    "int32": mx.int32,
-    "int64": mx.int64,
-    "uint8": mx.uint8,
-    "uint16": mx.uint16,
-    "uint32": mx.uint32,
-    "uint64": mx.uint64,
-    "float16": mx.float16,
-    "bfloat16": mx.bfloat16,
-    "float32": mx.float32,
-    "float64": mx.float64,
-}
+MX_DTYPES = {name: getattr(mx, info.mlx) for name, info in DTYPES.items()}
 
 lowerings: dict[P.Primitive, Callable] = {}
 
@@ -55,7 +42,7 @@ _MX_NAMES = {
 
 
 def _dt(dtype: str) -> str:
-    return "mx." + ("bool_" if dtype == "bool" else dtype)
+    return "mx." + DTYPES[dtype].mlx
 
 
 def _simple(mx_name):

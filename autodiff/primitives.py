@@ -12,7 +12,8 @@ explicit ``broadcast_in_dim`` and ``convert`` equations, so no rule ever has to 
 
 from __future__ import annotations
 
-from autodiff.ir import ShapedArray, is_bool, is_float, is_int
+from autodiff.dtypes import is_bool, is_float, is_int
+from autodiff.ir import ShapedArray
 
 
 class Primitive:

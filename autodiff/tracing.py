@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from autodiff.errors import ConcretizationError, UnexpectedTracerError, user_location
-from autodiff.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Params, ShapedArray, Var, _dtype_name
+from autodiff.dtypes import dtype_name
+from autodiff.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Params, ShapedArray, Var
 
 
 class _State(threading.local):
@@ -95,7 +96,7 @@ class Builder:
             return literal(x)
         if hasattr(x, "shape") and hasattr(x, "dtype"):
             if hasattr(x, "item") and type(x).__module__ == "numpy" and x.shape == ():
-                return Literal(x.item(), ShapedArray((), _dtype_name(x.dtype)))
+                return Literal(x.item(), ShapedArray((), dtype_name(x.dtype)))
             return self.const_var(x)
         raise TypeError(f"{type(x).__name__} is not a valid array value: {x!r}")
 
@@ -151,7 +152,7 @@ def aval_of(x: Any) -> ShapedArray:
     if isinstance(getattr(x, "aval", None), ShapedArray):  # e.g. transpose's UndefinedPrimal
         return x.aval
     try:
-        return ShapedArray(tuple(x.shape), _dtype_name(x.dtype))
+        return ShapedArray(tuple(x.shape), dtype_name(x.dtype))
     except AttributeError:
         raise TypeError(
             f"{t.__name__} is not a valid array type; pass mx.array, NumPy arrays or Python scalars"

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 
 from autodiff import lax
 from autodiff import primitives as P
-from autodiff.ir import ClosedJaxpr, Literal, ShapedArray, is_float
+from autodiff.dtypes import is_float
+from autodiff.ir import ClosedJaxpr, Literal, ShapedArray
 from autodiff.tracing import aval_of, bind, read, trace_flat
 from autodiff.transforms import optimize
 

@@ -13,7 +13,8 @@ are kept, so infinities and NaNs propagate as before.
 from __future__ import annotations
 
 from autodiff import primitives as P
-from autodiff.ir import Eqn, Jaxpr, Literal, Params, ShapedArray, Var, is_float
+from autodiff.dtypes import is_float
+from autodiff.ir import Eqn, Jaxpr, Literal, Params, ShapedArray, Var
 
 _EMPTY = Params.make({})
 MAX_TERMS = 24  # larger sums are left as they are

@@ -13,7 +13,8 @@ import numpy as np
 
 from autodiff import primitives as P
 from autodiff.interpret import eval_eqn
-from autodiff.ir import Eqn, Jaxpr, Literal, Params, ShapedArray, Var, is_float
+from autodiff.dtypes import is_float
+from autodiff.ir import Eqn, Jaxpr, Literal, Params, ShapedArray, Var
 
 rewrites: dict = {}
 

@@ -15,7 +15,8 @@ import mlx.core as mx
 import numpy as np
 
 from autodiff import lax
-from autodiff.ir import DTYPES, Literal, is_float
+from autodiff.dtypes import dtype_name, is_float, join, weak_result
+from autodiff.ir import Literal
 from autodiff.lower_mlx import MX_DTYPES
 from autodiff.tracing import Tracer, aval_of
 
@@ -54,56 +55,17 @@ def mirror(mx_fn):
 # ---------------------------------------------------------------------------------------------
 # dtypes
 
-_PY_TYPES = {float: "float32", int: "int32", bool: "bool"}
-
-
-def dtype_name(d) -> str:
-    """Normalise mx / NumPy / string / Python-type dtypes to the IR's dtype names."""
-    if d in _PY_TYPES:
-        return _PY_TYPES[d]
-    if isinstance(d, str) and d in DTYPES:
-        return d
-    name = str(d).rsplit(".", 1)[-1]
-    name = "bool" if name in ("bool_", "bool8") else name
-    if name not in DTYPES:
-        name = str(np.dtype(d)) if not isinstance(d, mx.Dtype) else name
-    if name not in DTYPES:
-        raise TypeError(f"unsupported dtype {d!r}; supported: {', '.join(DTYPES)}")
-    return name
-
-
-_KIND_RANK = {"b": 0, "i": 1, "u": 1, "f": 2}
-
-
-def _join(a: str, b: str) -> str:
-    """JAX-style promotion of two strong dtypes."""
-    if a == b:
-        return a
-    (ka, ba), (kb, bb) = (DTYPES[a].kind, DTYPES[a].bits), (DTYPES[b].kind, DTYPES[b].bits)
-    if _KIND_RANK[ka] != _KIND_RANK[kb]:
-        return a if _KIND_RANK[ka] > _KIND_RANK[kb] else b
-    if ka == "f" and {a, b} == {"float16", "bfloat16"}:
-        return "float32"
-    if ka == kb:
-        return a if ba >= bb else b
-    (s, sb), (ub) = (a, ba) if ka == "i" else (b, bb), (bb if ka == "i" else ba)
-    return s if sb > ub else {8: "int16", 16: "int32"}.get(ub, "int64")
-
-
 def result_type(*args) -> str:
     """The dtype of a NumPy-style elementwise op on ``args`` (Python scalars are weak)."""
-    strong = [aval_of(a).dtype for a in args if type(a) not in _SCALARS]
     out = None
-    for d in strong:
-        out = d if out is None else _join(out, d)
-    weak = [type(a) for a in args if type(a) in _SCALARS]
-    if out is None:
-        return "float32" if float in weak else "int32" if int in weak else "bool"
-    if float in weak and not is_float(out):
-        return "float32"
-    if int in weak and out == "bool":
-        return "int32"
-    return out
+    weak = set()
+    for a in args:
+        if type(a) in _SCALARS:
+            weak.add(type(a))
+        else:
+            d = aval_of(a).dtype
+            out = d if out is None else join(out, d)
+    return weak_result(out, weak)
 
 
 def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:

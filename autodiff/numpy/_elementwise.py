@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 
 from autodiff import lax
-from autodiff.ir import is_float, is_int
+from autodiff.dtypes import is_float, is_int
 from autodiff.numpy._core import (
     as_float,
     astype,

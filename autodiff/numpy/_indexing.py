@@ -11,7 +11,7 @@ import mlx.core as mx
 import numpy as np
 
 from autodiff import lax
-from autodiff.ir import is_bool, is_int
+from autodiff.dtypes import is_bool, is_int
 from autodiff.numpy._core import astype, broadcast_shapes, canonical_axis, mirror, promote
 from autodiff.tracing import Tracer, aval_of
 

@@ -13,7 +13,8 @@ import mlx.core as mx
 
 from autodiff import primitives as P
 from autodiff import tracing
-from autodiff.ir import Literal, ShapedArray, is_bool, is_float
+from autodiff.dtypes import is_bool, is_float
+from autodiff.ir import Literal, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
 from autodiff.numpy import _elementwise as E
 from autodiff.numpy import _indexing as I

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 
 from autodiff import lax
-from autodiff.ir import is_bool
+from autodiff.dtypes import is_bool
 from autodiff.numpy._core import as_float, astype, canonical_axes, canonical_axis, mirror
 from autodiff.tracing import aval_of
 

@@ -11,9 +11,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from autodiff.api import jvp, make_jaxpr, vjp
+from autodiff.forward import jvp
+from autodiff.reverse import vjp
+from autodiff.staging import make_jaxpr
 from autodiff.interpret import interpret, to_numpy
-from autodiff.ir import is_float
+from autodiff.dtypes import is_float
 from autodiff.tracing import aval_of
 from autodiff.tree import tree_flatten, tree_unflatten
 
