@@ -1,17 +1,20 @@
 """autodiff: JAX-style composable function transforms for MLX."""
 
 import autodiff.numpy  # noqa: F401,E402  (installs the array surface on tracers)
+from autodiff import routing as _routing
 from autodiff.batching import vmap
+from autodiff.config import config
+from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
 from autodiff.forward import jvp, linearize
+from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck
 from autodiff.jacobians import hessian, jacfwd, jacrev
+from autodiff.jit import clear_caches, jit
 from autodiff.reverse import grad, value_and_grad, vjp
 from autodiff.staging import eval_jaxpr, make_jaxpr
-from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
-from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck
-from autodiff.jit import clear_caches, jit
-from autodiff.config import config
 from autodiff.tree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 stop_gradient = autodiff.numpy.stop_gradient
+
+_routing.install()
 
 __version__ = "0.1.0"

@@ -9,9 +9,8 @@ from typing import Any, NamedTuple
 
 import mlx.core as mx
 
-from autodiff.dtypes import dtype_name
+from autodiff.dtypes import dtype_name, is_float
 from autodiff.errors import TransformError
-from autodiff.dtypes import is_float
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
 from autodiff.program import structural_key
@@ -170,10 +169,15 @@ def check_float_inputs(avals: Sequence[ShapedArray], transform: str, fun, allow_
     mask = []
     for a in avals:
         if not is_float(a.dtype) and not allow_int:
-            hint = ", or pass allow_int=True (its gradient is then zero)" if transform in (
-                "grad",
-                "vjp",
-            ) else ""
+            hint = (
+                ", or pass allow_int=True (its gradient is then zero)"
+                if transform
+                in (
+                    "grad",
+                    "vjp",
+                )
+                else ""
+            )
             raise TypeError(
                 f"[{transform}] `{fun_name(fun)}` is differentiated with respect to an input of "
                 f"type {a.str_short()}; {transform} requires floating-point inputs. Pass a float "

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from autodiff.api_util import broadcast_prefix, fun_name, trace_fun
 from autodiff.errors import TransformError
 from autodiff.program import Program, cached
 from autodiff.tracing import aval_of
-from autodiff.tree import tree_flatten, tree_unflatten
 from autodiff.transforms.vmap import vmap_jaxpr
+from autodiff.tree import tree_flatten, tree_unflatten
 
 
 def vmap(

@@ -8,6 +8,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+
 
 class Config:
     """Global switches.
@@ -26,6 +28,23 @@ class Config:
         self.compile: bool | str = "auto"
         self.cache_size: int = 1024
         self.typecheck: bool = False
+
+    @contextlib.contextmanager
+    def override(self, **settings):
+        """Change settings inside a ``with`` block, restoring them after it.
+
+        Example:
+            >>> with ad.config.override(compile=False):
+            ...     ad.grad(f)(x)
+        """
+        old = {k: getattr(self, k) for k in settings}
+        for k, v in settings.items():
+            setattr(self, k, v)
+        try:
+            yield self
+        finally:
+            for k, v in old.items():
+                setattr(self, k, v)
 
     def __repr__(self):
         return "Config(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from autodiff.dtypes import DTYPES, dtype_name, is_float, is_int
+from autodiff.dtypes import DTYPES, dtype_name, is_float
 
 # ---------------------------------------------------------------------------------------------
 # Abstract values
@@ -329,4 +329,3 @@ def typecheck(jaxpr: Jaxpr | ClosedJaxpr) -> None:
             define(v)
     for a in jaxpr.outvars:
         check(a, "outvars")
-

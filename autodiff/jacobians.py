@@ -16,6 +16,7 @@ from autodiff.reverse import vjp
 from autodiff.tracing import aval_of
 from autodiff.tree import tree_flatten, tree_map, tree_unflatten
 
+
 def _std_basis(leaves) -> list:
     """Rows of the identity over all leaves' elements, split per leaf: (N, *leaf.shape)."""
     sizes = [aval_of(x).size for x in leaves]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 import weakref
 from collections.abc import Callable, Hashable, Sequence
 
@@ -11,33 +12,49 @@ import mlx.core as mx
 import optree
 
 from autodiff.api_util import fun_name, leaf_aval, leaf_value, substitute
+from autodiff.config import config
 from autodiff.errors import TransformError
 from autodiff.ir import ClosedJaxpr
 from autodiff.lower_mlx import Lowered
-from autodiff.config import config
 from autodiff.program import LRUCache, Program, transform_cache
 from autodiff.tracing import Tracer, aval_of, trace_flat
-from autodiff.tree import NAMESPACE, tree_flatten, tree_unflatten
 from autodiff.transforms import optimize
+from autodiff.tree import NAMESPACE, tree_flatten, tree_unflatten
 
 jit_cache = LRUCache()
 _all_jitted: weakref.WeakSet = weakref.WeakSet()
 
 
 class _Entry:
-    __slots__ = ("program", "out_tree", "fn", "consts", "single")
+    __slots__ = ("program", "out_tree", "per_thread", "consts", "single")
 
     def __init__(self, program: Program, out_tree):
         self.program, self.out_tree = program, out_tree
-        self.fn = None  # the compiled callable, once the entry has run on concrete arrays
+        self.per_thread = program.per_thread  # .fn: this thread's compiled function
         self.consts = program.closed.consts
         self.single = out_tree.num_nodes == 1 and out_tree.num_leaves == 1
+
+
+def _snapshot(consts: list) -> list:
+    """Closed-over arrays as of now, evaluated: the compiled program's constants.
+
+    ``stop_gradient`` gives a new handle on the same buffer (no copy), so a later in-place
+    update of the user's array (``c[0] = 5``), which MLX applies copy-on-write, does not
+    reach the program, just as with ``mx.compile`` and ``jax.jit``. Evaluating also matters
+    for arrays computed eagerly while tracing: they are lazy graphs, and MLX's compiler
+    crashes on unevaluated closed-over arrays.
+    """
+    if not any(isinstance(c, mx.array) for c in consts):
+        return consts
+    snap = [mx.stop_gradient(c) if isinstance(c, mx.array) else c for c in consts]
+    mx.eval([c for c in snap if isinstance(c, mx.array)])
+    return snap
 
 
 _MxArray = mx.array
 
 
-class _TreeChanged(Exception):
+class _NotDirect(Exception):
     """The output tree differs between input signatures: the direct path cannot serve it."""
 
 
@@ -87,10 +104,12 @@ class Jitted:
         # (tree, shapes, dtypes) of the mx.array leaves; bounded and cleared with the caches.
         self._fast: dict = {}
         self._fast_ok = not self.static_argnums and not self.static_argnames
-        # Fastest path, for calls with mx.array arguments only: one mx.compile'd dispatcher,
-        # so MLX itself selects the program by input shapes and Python is not involved.
-        self._direct = None
+        # Fastest path, for calls with mx.array arguments only: one mx.compile'd dispatcher
+        # (per thread, see Program), so MLX itself selects the program by input shapes and
+        # Python is not involved.
+        self.per_thread = threading.local()  # .direct
         self._direct_tree = None
+        self._direct_ok = True
         _all_jitted.add(self)
         functools.update_wrapper(self, fun)
 
@@ -98,7 +117,7 @@ class Jitted:
         """Traced by mx.compile once per input signature: runs our program for it."""
         entry, _ = self._entry(arrays, {})
         if entry.out_tree != self._direct_tree:
-            raise _TreeChanged
+            raise _NotDirect
         return list(entry.program.lowered.fn(*entry.consts, *arrays))
 
     def _split(self, args, kwargs):
@@ -149,6 +168,7 @@ class Jitted:
         entry = jit_cache.get(key)
         if entry is None:
             closed, out_tree = self._trace(args, kwargs, dyn_nums, leaves, in_tree)
+            closed = ClosedJaxpr(closed.jaxpr, _snapshot(closed.consts))
             entry = _Entry(Program(closed, fun_name(self.fun), eager_compile=True), out_tree)
             # A trace that captured values of an enclosing trace is valid only there.
             if not any(type(c) is Tracer for c in closed.consts):
@@ -174,17 +194,20 @@ class Jitted:
                 sig = tuple(sig)
                 entry = self._fast.get(sig)
                 if entry is not None:
-                    outs = entry.fn(*entry.consts, *leaves)
-                    return outs[0] if entry.single else tree_unflatten(entry.out_tree, outs)
+                    fn = entry.per_thread.__dict__.get("fn")
+                    if fn is not None:
+                        outs = fn(*entry.consts, *leaves)
+                        return outs[0] if entry.single else tree_unflatten(entry.out_tree, outs)
                 entry, leaves = self._entry(args, kwargs)
                 outs = entry.program(*leaves)
-                if entry.fn is None and entry.program._compiled is not None:
-                    entry.fn = entry.program._compiled
-                    if flat and self._direct_tree is None:
-                        self._direct_tree, self._direct_single = entry.out_tree, entry.single
-                        self._direct = mx.compile(self._dispatch)
-                if entry.fn is not None and len(self._fast) < config.cache_size:
-                    self._fast[sig] = entry
+                if entry.program.compiled() is not None:
+                    if flat and self._direct_ok:
+                        if self._direct_tree is None:
+                            self._direct_tree, self._direct_single = entry.out_tree, entry.single
+                        if "direct" not in self.per_thread.__dict__:
+                            self.per_thread.direct = mx.compile(self._dispatch)
+                    if len(self._fast) < config.cache_size:
+                        self._fast[sig] = entry
                 return tree_unflatten(entry.out_tree, outs)
         entry, leaves = self._entry(args, kwargs)
         outs = entry.program(*[x if type(x) is Tracer else leaf_value(x) for x in leaves])
@@ -227,7 +250,7 @@ def jit(
     # A plain function (cheaper to call than an object's __call__) whose first lines are the
     # fastest path: array-only arguments straight into the mx.compile'd dispatcher.
     def jitted(*args, **kwargs):
-        direct = j._direct
+        direct = j.per_thread.__dict__.get("direct")
         if direct is not None and not kwargs:
             for a in args:
                 if type(a) is not _MxArray:
@@ -235,8 +258,9 @@ def jit(
             else:
                 try:
                     outs = direct(*args)
-                except _TreeChanged:
-                    j._direct = None
+                except _NotDirect:
+                    j._direct_ok = False
+                    j.per_thread.__dict__.pop("direct", None)
                 else:
                     return outs[0] if j._direct_single else tree_unflatten(j._direct_tree, outs)
         return j(*args, **kwargs)
@@ -252,4 +276,5 @@ def clear_caches() -> None:
     transform_cache.clear()
     for j in list(_all_jitted):
         j._fast.clear()
-        j._direct = j._direct_tree = None
+        j.per_thread = threading.local()
+        j._direct_tree, j._direct_ok = None, True

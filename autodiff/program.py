@@ -16,23 +16,30 @@ from typing import Any
 import mlx.core as mx
 
 from autodiff.config import config
-from autodiff.ir import ClosedJaxpr, Literal, Var
-from autodiff.lower_mlx import MX_DTYPES, lower_mlx
-from autodiff.tracing import Tracer, inline
-
-
+from autodiff.ir import ClosedJaxpr, Var
+from autodiff.lower_mlx import lower_mlx
+from autodiff.tracing import Tracer, as_tracer, inline
 
 
 class Program:
-    """A closed jaxpr plus its lowered and compiled forms."""
+    """A closed jaxpr plus its lowered and compiled forms.
 
-    __slots__ = ("closed", "name", "_lowered", "_compiled", "_runs", "eager_compile")
+    The ``mx.compile``d function is made per thread (``per_thread.fn``). MLX caches compiled
+    graphs per thread and erases a function's entries only from the cache of the thread that
+    called it last; entries left behind hold Python objects, which the exiting OS thread
+    frees after its Python state is gone, needing the GIL: at interpreter shutdown that
+    aborts the process ("terminate called without an active exception"). A compiled
+    function per thread is dropped with that thread's Python state, with the GIL held, and
+    erases its entries from that thread's cache then.
+    """
+
+    __slots__ = ("closed", "name", "_lowered", "per_thread", "_runs", "eager_compile")
 
     def __init__(self, closed: ClosedJaxpr, name: str = "program", eager_compile: bool = False):
         self.closed = closed
         self.name = name
         self._lowered = None
-        self._compiled = None
+        self.per_thread = threading.local()
         self._runs = 0
         self.eager_compile = eager_compile
 
@@ -42,20 +49,25 @@ class Program:
             self._lowered = lower_mlx(self.closed, self.name)
         return self._lowered
 
+    def compiled(self) -> Callable | None:
+        """This thread's ``mx.compile``d function, if it has one yet."""
+        return self.per_thread.__dict__.get("fn")
+
     def _callable(self) -> Callable:
-        if self._compiled is not None:
-            return self._compiled
+        fn = self.per_thread.__dict__.get("fn")
+        if fn is not None:
+            return fn
         mode = config.compile
         self._runs += 1
         if mode is True or (mode == "auto" and (self.eager_compile or self._runs > 1)):
-            self._compiled = mx.compile(self.lowered.fn)
-            return self._compiled
+            fn = self.per_thread.fn = mx.compile(self.lowered.fn)
+            return fn
         return self.lowered.fn
 
     def __call__(self, *args) -> list:
         consts = self.closed.consts
         if _any_tracer(args) or _any_tracer(consts):
-            return [_materialize(o) for o in inline(self.closed, args)]
+            return [as_tracer(o) for o in inline(self.closed, args)]
         return list(self._callable()(*consts, *[_as_mx(a) for a in args]))
 
 
@@ -68,13 +80,6 @@ def _any_tracer(xs: Sequence[Any]) -> bool:
 
 def _as_mx(x):
     return x if isinstance(x, mx.array) else mx.array(x)
-
-
-def _materialize(x):
-    """Literal outputs of an inlined program become concrete arrays for the user."""
-    if type(x) is Literal:
-        return mx.array(x.val, dtype=MX_DTYPES[x.aval.dtype])
-    return x
 
 
 # ---------------------------------------------------------------------------------------------

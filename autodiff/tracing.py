@@ -17,9 +17,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from autodiff.errors import ConcretizationError, UnexpectedTracerError, user_location
 from autodiff.dtypes import dtype_name
+from autodiff.errors import ConcretizationError, UnexpectedTracerError, user_location
 from autodiff.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Params, ShapedArray, Var
+from autodiff.primitives import broadcast_in_dim as _broadcast_in_dim
 
 
 class _State(threading.local):
@@ -29,16 +30,16 @@ class _State(threading.local):
 
 _state = _State()
 
-# Callbacks run around an outermost trace, once a trace has failed because a concrete
-# ``mx.array`` met a tracer on the right of an operator (``W @ x``); autodiff.numpy uses them to
-# make mx.array's operators defer to tracers while tracing. Until a function needs that, traces
-# pay nothing for it: the failed trace is simply run again with the hooks.
-_outermost_hooks: list[tuple[Callable[[bool], None], Callable[[], None]]] = []
-_hooks_needed = False
+# (enter, leave) callbacks run when the number of traces active in the process (on any thread)
+# goes from 0 to 1 and back: autodiff.routing uses them to route mlx.core to autodiff.numpy
+# while, and only while, something is being traced.
+trace_hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
+_active_traces = 0
+_active_lock = threading.Lock()
 
 
 class MixedOperandError(ConcretizationError):
-    """An mlx.core function or mx.array operator received a tracer."""
+    """An MLX function that autodiff does not route received a traced value."""
 
 
 class Builder:
@@ -106,8 +107,8 @@ class Builder:
         return ClosedJaxpr(jaxpr, self.const_vals)
 
 
-def _check_enclosing(t: Tracer, b: Builder) -> Tracer:
-    if t.builder.alive:
+def _check_enclosing(t: Tracer, b: Builder | None) -> Tracer:
+    if t.builder.alive and b is not None:
         p = b.parent
         while p is not None:
             if p is t.builder:
@@ -167,7 +168,6 @@ class Tracer:
 
     __slots__ = ("aval", "builder", "ir_var")
     __array_priority__ = 1000  # make NumPy defer to our reflected operators
-    __array_ufunc__ = None
 
     def __init__(self, aval: ShapedArray, builder: Builder, var: Var):
         self.aval = aval
@@ -225,6 +225,27 @@ class Tracer:
     def tolist(self):
         self._concrete(".tolist()", _STATIC_HINT)
 
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # A NumPy array on the left of an operator (`np_array * x`) comes here: it is
+        # computed by autodiff.numpy. NumPy's functions (`np.sin(x)`) need concrete data.
+        op = _NUMPY_OPERATORS.get(ufunc.__name__)
+        if method == "__call__" and op is not None and len(inputs) == 2 and not kwargs:
+            import autodiff.numpy as anp
+
+            return getattr(anp, op)(*inputs)
+        self._concrete(
+            f"NumPy's `np.{ufunc.__name__}` called on the value",
+            f"Use `autodiff.numpy.{ufunc.__name__}` (or `mx.{ufunc.__name__}`), which work on "
+            "mx.arrays and traced values alike; NumPy functions need concrete data.",
+        )
+
+    def __array_function__(self, func, types, args, kwargs):
+        self._concrete(
+            f"NumPy's `np.{func.__name__}` called on the value",
+            f"Use the `autodiff.numpy` function (e.g. `anp.{func.__name__}`), which works on "
+            "mx.arrays and traced values alike; NumPy functions need concrete data.",
+        )
+
     def __array__(self, *args, **kwargs):
         self._concrete(
             "Conversion to a NumPy array",
@@ -234,9 +255,11 @@ class Tracer:
 
     def __mlx_array__(self):
         self._concrete_mixed(
-            "Conversion to mx.array (an mlx.core function was called on it)",
-            "Call the same function from `autodiff.numpy` (it mirrors mlx.core), which "
-            "works on mx.arrays and traced values alike.",
+            "Conversion to mx.array (an MLX function that autodiff does not route received it)",
+            "`mx.array(...)` of traced values: use `mx.stack` or `anp.array`. Calls of "
+            "`mx.<fn>` are routed to autodiff while tracing, except functions bound to another "
+            "name before (`from mlx.core import sin`): call them as `mx.sin`, or use "
+            "`autodiff.numpy`, which mirrors mlx.core.",
         )
 
     def __iter__(self):
@@ -247,6 +270,16 @@ class Tracer:
     def __hash__(self):
         raise TypeError("traced arrays are unhashable")
 
+
+# NumPy ufuncs that ndarray's operators call, and the autodiff.numpy function for each.
+_NUMPY_OPERATORS = {
+    "add": "add", "subtract": "subtract", "multiply": "multiply", "true_divide": "divide",
+    "divide": "divide", "floor_divide": "floor_divide", "remainder": "remainder",
+    "power": "power", "matmul": "matmul", "less": "less", "less_equal": "less_equal",
+    "greater": "greater", "greater_equal": "greater_equal", "equal": "equal",
+    "not_equal": "not_equal", "bitwise_and": "logical_and", "bitwise_or": "logical_or",
+    "bitwise_xor": "not_equal",
+}  # fmt: skip
 
 _STATIC_HINT = (
     "Keep it an array (use `autodiff.numpy` ops on it), or, if it does not depend on the "
@@ -261,6 +294,9 @@ def bind(prim, *args, **params):
     """Apply ``prim`` to ``args`` in the innermost trace; returns tracer(s)."""
     stack = _state.stack
     if not stack:
+        for a in args:
+            if type(a) is Tracer:
+                _check_enclosing(a, None)
         raise RuntimeError(f"bind({prim.name}) outside of any trace")
     b = stack[-1]
     # (the hot path of all tracing: tracers of this builder go straight to their variable)
@@ -292,33 +328,31 @@ def trace_flat(
     ``fun`` returns ``(flat_outputs, extra)``; ``extra`` is passed through (the API layer uses
     it for output tree structure and aux data).
     """
-    global _hooks_needed
-    if _state.stack or not _outermost_hooks:
+    if _state.stack or not trace_hooks:
         return _trace(fun, in_avals, fun_name, transform)
-    if not _hooks_needed:
-        try:
-            return _trace(fun, in_avals, fun_name, transform)
-        except (MixedOperandError, TypeError) as e:
-            if not _mixed_operands(e):
-                raise
-            _hooks_needed = True  # from now on every outermost trace installs the hooks
-    # The hooks may install only the operators seen so far; if another one meets a tracer,
-    # the trace is run once more with all of them.
-    for everything in (False, True):
-        for enter, _ in _outermost_hooks:
-            enter(everything)
-        try:
-            return _trace(fun, in_avals, fun_name, transform)
-        except (MixedOperandError, TypeError) as e:
-            if everything or not _mixed_operands(e):
-                raise
-        finally:
-            for _, leave in _outermost_hooks:
+    _enter_outermost()
+    try:
+        return _trace(fun, in_avals, fun_name, transform)
+    finally:
+        _leave_outermost()
+
+
+def _enter_outermost():
+    global _active_traces
+    with _active_lock:
+        _active_traces += 1
+        if _active_traces == 1:
+            for enter, _ in trace_hooks:
+                enter()
+
+
+def _leave_outermost():
+    global _active_traces
+    with _active_lock:
+        _active_traces -= 1
+        if _active_traces == 0:
+            for _, leave in trace_hooks:
                 leave()
-
-
-def _mixed_operands(e: Exception) -> bool:
-    return isinstance(e, MixedOperandError) or "Tracer" in str(e)
 
 
 def _trace(fun, in_avals, fun_name, transform):
@@ -356,6 +390,15 @@ def inline(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
         a = a if type(a) is Literal else env[a]
         results.append(a if type(a) is Literal else Tracer(a.aval, b, a))
     return results
+
+
+def as_tracer(x):
+    """``x`` as a value user code can compute with: a rank-0 :class:`Literal` (what
+    ``lax.full`` and inlined programs give for constants) becomes a tracer of the current
+    trace, defined by an equation the optimiser folds back into the literal."""
+    if type(x) is not Literal:
+        return x
+    return bind(_broadcast_in_dim, x, shape=(), broadcast_dimensions=())
 
 
 def read(env: dict, a):

@@ -26,10 +26,8 @@ settings.load_profile("ci")
 @pytest.fixture
 def compiled():
     """Run the test with mx.compile on (restored afterwards)."""
-    old = config.compile
-    config.compile = True
-    yield
-    config.compile = old
+    with config.override(compile=True):
+        yield
 
 
 @pytest.fixture(autouse=True)

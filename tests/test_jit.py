@@ -9,8 +9,8 @@ import pytest
 import autodiff as ad
 import autodiff.numpy as anp
 from autodiff import TransformError
-from autodiff.jit import jit_cache
 from autodiff.config import config
+from autodiff.jit import jit_cache
 from autodiff.program import LRUCache, transform_cache
 
 
@@ -104,7 +104,7 @@ def test_unjitted_transform_compiles_from_second_use():
             close(ad.grad(f)(x), mx.grad(f)(x))
         (entry,) = [v for v in transform_cache._data.values()]
         program = entry[0]
-        assert program._compiled is not None
+        assert program.compiled() is not None
     finally:
         config.compile = old
 

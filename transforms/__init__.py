@@ -1,7 +1,7 @@
 """IR -> IR transforms: jvp, partial evaluation, transpose, vmap, and the optimisation passes.
 
 This package imports only ``autodiff.ir``, ``autodiff.primitives``, the tracing machinery
-(``autodiff.tracing``, ``autodiff.lax``) and the reference interpreter (for literal folding).
+(``autodiff.tracing``, ``autodiff.lax``); constant folding has its own module (``fold.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from autodiff.transforms.cse import cse
 from autodiff.transforms.dce import dce
 from autodiff.transforms.reassociate import reassociate
 from autodiff.transforms.simplify import simplify
+
 
 def optimize_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
     """Simplify, CSE, reassociate and DCE; run after every transform."""

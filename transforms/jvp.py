@@ -4,7 +4,7 @@ Rule contract: ``jvp_rules[prim](primals, tangents, **params) -> (primal_out, ta
 where tangents may be :class:`Zero` (symbolic; no equations are emitted for it) and the result
 tangent may be Zero too. Rules are written with ``autodiff.lax`` on traced values, so their
 output is IR that can be differentiated again. Tangents of integer and boolean values are
-always Zero. Conventions at kinks follow JAX: ``abs'(0) = 0``, ``max``/``min`` split the
+always Zero. Conventions at kinks follow JAX: ``abs'(0) = 1``, ``max``/``min`` split the
 tangent equally between tied operands, ``sqrt'(0) = inf``.
 """
 
@@ -103,7 +103,7 @@ deflinear(P.neg)
 deflinear(P.add)
 deflinear(P.sub)
 deflinear(P.stop_gradient, linear_argnums=())
-defjvp(P.abs_, lambda t, x: mul(t, L.sign(x)))
+defjvp(P.abs_, lambda t, x: L.select(L.ge(x, 0.0), t, neg(t)))  # abs'(0) = 1, as JAX
 defjvp(P.square, lambda t, x: mul(t, mul(x, 2.0)))
 defjvp(P.reciprocal, lambda t, y, x: neg(mul(t, L.square(y))), use_out=True)
 defjvp(P.sqrt, lambda t, y, x: div(t, mul(y, 2.0)), use_out=True)
@@ -148,9 +148,14 @@ def _replace_zero(x):
 
 
 def _pow_dx(t, out, x, y):
-    # y * x**(y-1), and exactly 0 where y == 0 (so 0**0 has derivative 0, not nan).
-    jac = mul(_replace_zero(y), L.pow_(x, sub(y, 1.0)))
-    jac = L.select(L.eq(y, 0.0), L.full(aval_of(jac).shape, 0.0, aval_of(jac).dtype), jac)
+    # y * x**(y-1). It is 0 * inf = nan only at x == y == 0, where the partial derivative
+    # (of the constant x**0 == 1) is 0: that one point is guarded, with a safe x inside the
+    # guard so no nan reaches either branch's derivative. A guard on y == 0 alone would also
+    # hold the jacobian's y-derivative (1/x there) at zero: the mixed partial of x**y.
+    at_00 = L.logical_and(L.eq(x, 0.0), L.eq(y, 0.0))
+    safe_x = L.select(at_00, L.full(aval_of(x).shape, 1.0, aval_of(x).dtype), x)
+    jac = mul(y, L.pow_(safe_x, sub(y, 1.0)))
+    jac = L.select(at_00, L.full(aval_of(jac).shape, 0.0, aval_of(jac).dtype), jac)
     return mul(t, jac)
 
 

@@ -4,17 +4,15 @@ Each rewrite looks at one equation (inputs already rewritten) and returns either
 replaces its output, a new ``(prim, inputs, params)`` to rewrite further, or None. ``Filled``
 arrays (``broadcast_in_dim`` of a literal) are recognised as constants, so ``x * ones`` is ``x``
 and a filled operand of an elementwise op becomes a rank-0 literal. Equations on literals only
-are folded (rank-0 results) by the NumPy interpreter.
+are folded (rank-0 results) by ``transforms/fold.py``.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from autodiff import primitives as P
-from autodiff.interpret import eval_eqn
 from autodiff.dtypes import is_float
 from autodiff.ir import Eqn, Jaxpr, Literal, Params, ShapedArray, Var
+from autodiff.transforms.fold import fold
 
 rewrites: dict = {}
 
@@ -78,6 +76,28 @@ def _mul(ctx, out, x, y):
             d = ctx.producer(a, P.neg)
             if d is not None:  # (-y) * c = y * -c
                 return P.mul, [d.inputs[0], Literal(-b.val, b.aval)], {}
+
+
+def _logical(absorbing):
+    """``x and False`` is False, ``x and True`` is x (``or``: the other way round)."""
+
+    def rule(ctx, out, x, y):
+        for a, b in ((x, y), (y, x)):
+            lit = ctx.filled(b)
+            if lit is None:
+                continue
+            if bool(lit.val) == absorbing:
+                return _filled_value(lit, out)
+            if _same_shape(a, out):
+                return a
+
+    return rule
+
+
+def _filled_value(lit, out):
+    if out.shape == ():
+        return lit
+    return P.broadcast_in_dim, [lit], {"shape": out.shape, "broadcast_dimensions": ()}
 
 
 def _div(ctx, out, x, y):
@@ -190,6 +210,8 @@ rewrites[P.add] = _add
 rewrites[P.sub] = _sub
 rewrites[P.mul] = _mul
 rewrites[P.div] = _div
+rewrites[P.logical_and] = _logical(absorbing=False)
+rewrites[P.logical_or] = _logical(absorbing=True)
 rewrites[P.pow_] = _pow
 rewrites[P.neg] = _neg
 rewrites[P.select] = _select
@@ -206,17 +228,11 @@ rewrites[P.convert] = lambda ctx, out, x, new_dtype: x if x.aval == out else Non
 # ---------------------------------------------------------------------------------------------
 
 
-def _fold(eqn_prim, ins, params, out: ShapedArray) -> Literal | None:
+def _fold(prim, ins, params, out: ShapedArray) -> Literal | None:
     """Evaluate an equation whose inputs are all literals (rank-0 results only)."""
-    if out.shape != () or eqn_prim.multiple_results:
+    if prim.multiple_results:
         return None
-    args = [np.asarray(a.val) for a in ins]
-    (val,) = eval_eqn(eqn_prim, args, params, [out])
-    if out.dtype == "float32":
-        val = np.float32(val)
-    elif out.dtype == "float16":
-        val = np.float16(val)
-    return Literal(val.item(), out)
+    return fold(prim, ins, params, out)
 
 
 _ELEMENTWISE_LITERAL_OK = frozenset(

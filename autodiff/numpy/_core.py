@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import mlx.core as mx
-import numpy as np
 
 from autodiff import lax
 from autodiff.dtypes import dtype_name, is_float, join, weak_result
@@ -54,6 +53,7 @@ def mirror(mx_fn):
 
 # ---------------------------------------------------------------------------------------------
 # dtypes
+
 
 def result_type(*args) -> str:
     """The dtype of a NumPy-style elementwise op on ``args`` (Python scalars are weak)."""

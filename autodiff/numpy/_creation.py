@@ -7,7 +7,7 @@ import mlx.core as mx
 
 from autodiff import lax
 from autodiff.numpy._core import dtype_name, mirror, result_type
-from autodiff.tracing import aval_of
+from autodiff.tracing import as_tracer, aval_of
 
 
 def _shape(shape):
@@ -20,19 +20,19 @@ def full(shape, vals, dtype=None):
     from autodiff.numpy._shape import broadcast_to
 
     dtype = dtype_name(dtype) if dtype is not None else result_type(vals)
-    return broadcast_to(lax.convert(vals, dtype), _shape(shape))
+    return as_tracer(broadcast_to(lax.convert(vals, dtype), _shape(shape)))
 
 
 @mirror(mx.zeros_like)
 def zeros_like(a, /):
     """Zeros with ``a``'s shape and dtype, as ``mx.zeros_like``."""
-    return lax.full(aval_of(a).shape, 0, aval_of(a).dtype)
+    return as_tracer(lax.full(aval_of(a).shape, 0, aval_of(a).dtype))
 
 
 @mirror(mx.ones_like)
 def ones_like(a, /):
     """Ones with ``a``'s shape and dtype, as ``mx.ones_like``."""
-    return lax.full(aval_of(a).shape, 1, aval_of(a).dtype)
+    return as_tracer(lax.full(aval_of(a).shape, 1, aval_of(a).dtype))
 
 
 def full_like(a, fill_value, dtype=None):
@@ -40,6 +40,27 @@ def full_like(a, fill_value, dtype=None):
     return full(a.shape, fill_value, a.dtype if dtype is None else dtype)
 
 
+@mirror(mx.array)
+def array(val, dtype=None):
+    """An array from (nested lists of) arrays and scalars, as ``mx.array``; lists holding
+    traced values are stacked, so ``anp.array([x[1], x[0]])`` works inside transforms (as
+    ``jnp.array`` does in JAX)."""
+    from autodiff.numpy._shape import stack
+
+    def build(v):
+        if isinstance(v, (list, tuple)):
+            if not v:
+                raise ValueError("anp.array: an empty list has no element type to stack")
+            return stack([build(e) for e in v])
+        return v
+
+    out = build(val)
+    if dtype is not None:
+        out = lax.convert(out, dtype_name(dtype))
+    return as_tracer(out)
+
+
+asarray = array
 zeros, ones, arange, eye, identity, linspace, tri = (
     mx.zeros,
     mx.ones,
@@ -49,4 +70,3 @@ zeros, ones, arange, eye, identity, linspace, tri = (
     mx.linspace,
     mx.tri,
 )
-array, asarray = mx.array, mx.array

@@ -1,18 +1,12 @@
 """The ``mx.array`` surface on tracers: operators, properties and methods.
 
-Also lets a concrete ``mx.array`` on the left of an operator defer to a tracer on the right
-(``W @ x``): while any trace is active, mx.array's binary operators return NotImplemented for
-tracers, so Python calls the tracer's reflected operator. Outside traces MLX is untouched.
+A concrete ``mx.array`` on the left of an operator (``W @ x``) is handled by
+``autodiff.routing``, which routes mlx.core to autodiff while something is traced.
 """
 
 from __future__ import annotations
 
-import threading
-
-import mlx.core as mx
-
 from autodiff import primitives as P
-from autodiff import tracing
 from autodiff.dtypes import is_bool, is_float
 from autodiff.ir import Literal, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
@@ -161,79 +155,3 @@ for _name, _fn in {
     "reciprocal": E.reciprocal,
 }.items():
     setattr(Tracer, _name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(_fn))
-
-
-# ---------------------------------------------------------------------------------------------
-# Let concrete mx.arrays defer to tracers while tracing.
-
-_MX_BINARY = [
-    "add",
-    "sub",
-    "mul",
-    "truediv",
-    "floordiv",
-    "mod",
-    "pow",
-    "matmul",
-    "and",
-    "or",
-    "xor",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "eq",
-    "ne",
-]
-_originals = {f"__{n}__": getattr(mx.array, f"__{n}__") for n in _MX_BINARY}
-_originals["__getitem__"] = mx.array.__getitem__
-
-
-def _deferring(name, orig):
-    def method(self, other):
-        if type(other) is Tracer:
-            _used.add(name)
-            return NotImplemented
-        return orig(self, other)
-
-    return method
-
-
-def _getitem(self, idx):
-    parts = idx if isinstance(idx, tuple) else (idx,)
-    if any(type(i) is Tracer for i in parts):
-        _used.add("__getitem__")
-        return I.getitem(self, idx)
-    return _originals["__getitem__"](self, idx)
-
-
-_patched = {n: _deferring(n, orig) for n, orig in _originals.items() if n != "__getitem__"}
-_patched["__getitem__"] = _getitem
-_used: set[str] = set()  # the operators that have met a tracer: usually just one or two
-_lock = threading.Lock()
-_active = 0
-_installed: list[str] = []
-
-
-def _enter(everything: bool):
-    global _active
-    with _lock:
-        _active += 1
-        if _active == 1:
-            names = list(_patched) if everything or not _used else sorted(_used)
-            for name in names:
-                setattr(mx.array, name, _patched[name])
-            _installed[:] = names
-
-
-def _leave():
-    global _active
-    with _lock:
-        _active -= 1
-        if _active == 0:
-            for name in _installed:
-                setattr(mx.array, name, _originals[name])
-            _installed.clear()
-
-
-tracing._outermost_hooks.append((_enter, _leave))

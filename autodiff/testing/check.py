@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from autodiff.dtypes import is_float
 from autodiff.forward import jvp
+from autodiff.interpret import interpret, to_numpy
 from autodiff.reverse import vjp
 from autodiff.staging import make_jaxpr
-from autodiff.interpret import interpret, to_numpy
-from autodiff.dtypes import is_float
 from autodiff.tracing import aval_of
 from autodiff.tree import tree_flatten, tree_unflatten
 

@@ -76,53 +76,87 @@ def arrays(
 
 # ---------------------------------------------------------------------------------------------
 # Random programs
+#
+# Each op is written once as a function of a namespace ``m`` (``autodiff.numpy``, or
+# :data:`jax_namespace` for the differential tests against JAX) and its operands.
 
-_UNARY: list[tuple[str, Callable]] = [
-    ("sin", anp.sin),
-    ("cos", anp.cos),
-    ("tanh", anp.tanh),
-    ("sigmoid", anp.sigmoid),
-    ("exp_tanh", lambda x: anp.exp(anp.tanh(x))),
-    ("square", anp.square),
-    ("softplus", anp.softplus),
-    ("arctan", anp.arctan),
-    ("log1p_sq", lambda x: anp.log1p(anp.square(x))),
-    ("neg", anp.negative),
-    ("sqrt_1p_sq", lambda x: anp.sqrt(1.0 + x * x)),
-    ("erf", anp.erf),
+_SMOOTH_UNARY: list[tuple[str, Callable]] = [
+    ("sin", lambda m, x: m.sin(x)),
+    ("cos", lambda m, x: m.cos(x)),
+    ("tanh", lambda m, x: m.tanh(x)),
+    ("sigmoid", lambda m, x: m.sigmoid(x)),
+    ("exp_tanh", lambda m, x: m.exp(m.tanh(x))),
+    ("square", lambda m, x: m.square(x)),
+    ("softplus", lambda m, x: m.softplus(x)),
+    ("arctan", lambda m, x: m.arctan(x)),
+    ("log1p_sq", lambda m, x: m.log1p(m.square(x))),
+    ("neg", lambda m, x: m.negative(x)),
+    ("sqrt_1p_sq", lambda m, x: m.sqrt(1.0 + x * x)),
+    ("erf", lambda m, x: m.erf(x)),
+    # x ** tanh(x): the exponent is exactly 0 where x is
+    ("pow_var", lambda m, x: m.power(1.5 + 0.3 * x, m.tanh(0.7 * x))),
+    ("ones_like_scalar", lambda m, x: m.ones_like(m.sum(x)) * 2.0 * x),
+    ("zeros_like_scalar", lambda m, x: x + m.zeros_like(m.sum(x))),
 ]
-_BINARY: list[tuple[str, Callable]] = [
-    ("add", anp.add),
-    ("sub", anp.subtract),
-    ("mul", anp.multiply),
-    ("div_1p_sq", lambda a, b: a / (1.0 + b * b)),
-    ("hypot", lambda a, b: anp.sqrt(a * a + b * b + 1.0)),
-    ("where", lambda a, b: anp.where(a > b, a * b, a - b)),
+_SMOOTH_BINARY: list[tuple[str, Callable]] = [
+    ("add", lambda m, a, b: m.add(a, b)),
+    ("sub", lambda m, a, b: m.subtract(a, b)),
+    ("mul", lambda m, a, b: m.multiply(a, b)),
+    ("div_1p_sq", lambda m, a, b: a / (1.0 + b * b)),
+    ("hypot", lambda m, a, b: m.sqrt(a * a + b * b + 1.0)),
+    ("where", lambda m, a, b: m.where(a > b, a * b, a - b)),
+    ("pow_var2", lambda m, a, b: m.power(1.2 + m.tanh(a), m.tanh(b))),
 ]
 _STRUCT: list[tuple[str, Callable]] = [
     (
         "sum_keep",
-        lambda x: anp.broadcast_to(anp.sum(x, axis=-1, keepdims=True), x.shape) if x.ndim else x,
+        lambda m, x: m.broadcast_to(m.sum(x, axis=-1, keepdims=True), x.shape) if x.ndim else x,
     ),
-    ("cumsum", lambda x: anp.cumsum(x, axis=-1) if x.ndim else x),
-    ("flip", lambda x: x[..., ::-1] if x.ndim else x),
-    ("softmax", lambda x: anp.softmax(x, axis=-1) if x.ndim else x),
-    ("roll_concat", lambda x: anp.concatenate([x[..., 1:], x[..., :1]], axis=-1) if x.ndim else x),
-    ("transpose_back", lambda x: anp.transpose(anp.transpose(x) * 1.5)),
+    ("cumsum", lambda m, x: m.cumsum(x, axis=-1) if x.ndim else x),
+    ("flip", lambda m, x: x[..., ::-1] if x.ndim else x),
+    ("softmax", lambda m, x: m.softmax(x, axis=-1) if x.ndim else x),
+    ("roll_concat", lambda m, x: m.concatenate([x[..., 1:], x[..., :1]], axis=-1) if x.ndim else x),
+    ("transpose_back", lambda m, x: m.transpose(m.transpose(x) * 1.5)),
+]
+# Not differentiable everywhere: checked against JAX's conventions, not finite differences.
+_KINKS: list[tuple[str, Callable]] = [
+    ("abs", lambda m, x: m.abs(x)),
+    ("relu", lambda m, x: m.maximum(x, 0.0)),
+    ("clip", lambda m, x: m.clip(x, -0.5, 0.5)),
+    (
+        "max_reduce",
+        lambda m, x: m.broadcast_to(m.max(x, axis=-1, keepdims=True), x.shape) if x.ndim else x,
+    ),
+    ("round_mix", lambda m, x: m.round(x * 2.0) * 0.25 + x),
+]
+_KINK_BINARY: list[tuple[str, Callable]] = [
+    ("maximum", lambda m, a, b: m.maximum(a, b)),
+    ("minimum", lambda m, a, b: m.minimum(a, b)),
+    ("pow_var_zero_base", lambda m, a, b: m.power(m.abs(a) + 1.0, m.round(b))),
 ]
 
 
 class Program:
-    """A random straight-line program over one array input; printable for failing examples."""
+    """A random straight-line program over one array input; printable for failing examples.
+
+    ``prog(x)`` runs it with ``autodiff.numpy``; ``prog.with_namespace(m)`` with another
+    NumPy-like namespace (JAX's, for differential tests).
+    """
 
     def __init__(self, steps):
         self.steps = steps  # (kind, name, fn, operand indices)
 
+    def with_namespace(self, m):
+        def run(x):
+            vals = [x]
+            for _, _, fn, idx in self.steps:
+                vals.append(fn(m, *[vals[i] for i in idx]))
+            return m.sum(vals[-1] * vals[-1]) + m.sum(vals[-1])
+
+        return run
+
     def __call__(self, x):
-        vals = [x]
-        for _, _, fn, idx in self.steps:
-            vals.append(fn(*[vals[i] for i in idx]))
-        return anp.sum(vals[-1] * vals[-1]) + anp.sum(vals[-1])
+        return self.with_namespace(anp)(x)
 
     def __repr__(self):
         return (
@@ -136,15 +170,65 @@ class Program:
 
 
 @st.composite
-def programs(draw, max_steps: int = 6) -> Program:
-    """Random scalar-valued programs of one array, composed from smooth primitives."""
-    n = draw(st.integers(1, max_steps))
+def programs(draw, max_steps: int = 6, min_steps: int = 1, kinks: bool = False) -> Program:
+    """Random scalar-valued programs of one array, composed from ``autodiff.numpy`` ops.
+
+    With ``kinks=False`` every op is smooth (finite differences apply); ``kinks=True`` adds
+    abs, max/min with ties, clip, rounding and powers with integer exponents, whose
+    derivatives at the kinks follow JAX's conventions.
+    """
+    n = draw(st.integers(min_steps, max_steps))
+    kinds = ["unary", "binary", "struct"] + (["kink", "kink_binary"] if kinks else [])
+    pools = {
+        "unary": _SMOOTH_UNARY,
+        "binary": _SMOOTH_BINARY,
+        "struct": _STRUCT,
+        "kink": _KINKS,
+        "kink_binary": _KINK_BINARY,
+    }
     steps = []
     for i in range(n):
-        kind = draw(st.sampled_from(["unary", "binary", "struct"]))
-        pool = {"unary": _UNARY, "binary": _BINARY, "struct": _STRUCT}[kind]
-        name, fn = draw(st.sampled_from(pool))
-        arity = 2 if kind == "binary" else 1
+        kind = draw(st.sampled_from(kinds))
+        name, fn = draw(st.sampled_from(pools[kind]))
+        arity = 2 if kind.endswith("binary") else 1
         idx = tuple(draw(st.integers(0, i)) for _ in range(arity))
         steps.append((kind, name, fn, idx))
     return Program(steps)
+
+
+def special_arrays(shape, low: float = -1.5, high: float = 1.5) -> st.SearchStrategy:
+    """Float32 arrays in ``[low, high]`` where some elements are exactly 0 and some repeat
+    others (ties): the inputs that find wrong guards and tie-breaking in derivative rules."""
+
+    def build(seed):
+        rng = np.random.default_rng(seed)
+        x = rng.uniform(low, high, size=shape)
+        if x.size:
+            flat = x.reshape(-1)
+            flat[rng.random(flat.size) < 0.3] = 0.0
+            ties = rng.random(flat.size) < 0.3
+            flat[ties] = flat[rng.integers(0, flat.size, ties.sum())]
+        return mx.array(x.astype(np.float32))
+
+    return st.integers(0, 2**32 - 1).map(build)
+
+
+class _JaxNamespace:
+    """``jax.numpy`` with the few functions ``autodiff.numpy`` takes from elsewhere
+    (``softplus``, ``softmax``, ``sigmoid``), for differential tests against JAX."""
+
+    def __getattr__(self, name):
+        import jax
+        import jax.numpy as jnp
+
+        extra = {
+            "softplus": jax.nn.softplus,
+            "softmax": jax.nn.softmax,
+            "sigmoid": jax.nn.sigmoid,
+            "erf": jax.scipy.special.erf,
+            "logsumexp": jax.scipy.special.logsumexp,
+        }
+        return extra[name] if name in extra else getattr(jnp, name)
+
+
+jax_namespace = _JaxNamespace()

@@ -1,0 +1,155 @@
+"""Routing: code written with ``mlx.core`` traces, because while (and only while) a trace is
+active, MLX's entry points defer traced values to ``autodiff.numpy``.
+
+When the number of active traces in the process goes from 0 to 1, this module swaps in:
+
+- each ``mx.<name>`` (and ``mx.linalg``, ``mx.fft``, ``mx.fast``, ``mx.random``) for which
+  ``autodiff.numpy`` has a function: the ``autodiff.numpy`` function, which runs the original
+  mlx.core function when no argument is traced and records primitives when one is;
+- ``mx.array``'s binary operators, ``__getitem__`` and ``__setitem__``, so a concrete array on
+  the left of an operator defers to the traced value on the right (``W @ x``);
+- the call of ``mx.compile``d functions (``mlx.nn``'s activations are), which runs the Python
+  function being compiled when it receives a traced value.
+
+and swaps the originals back when the count returns to 0. Outside traces MLX is exactly as it
+was: same objects, same speed. During a trace, other threads calling MLX eagerly go through
+the swapped-in functions, which pass concrete arrays to the originals unchanged (correct
+results; a check per call of cost). Functions bound to other names before (``from mlx.core
+import sin``) are not reached: they raise a message saying so.
+"""
+
+from __future__ import annotations
+
+import gc
+import types
+
+import mlx.core as mx
+
+from autodiff import tracing
+from autodiff.tracing import Tracer
+
+_module_swaps: list[tuple[dict, dict, dict]] = []  # (module __dict__, ours, originals)
+_type_swaps: list[tuple[type, dict, dict]] = []  # (type, ours, originals)
+
+
+def register(mx_module, anp_module, exclude=()) -> None:
+    """Route ``mx_module.<name>`` to ``anp_module.<name>`` for every name both have."""
+    ours, originals = {}, {}
+    for name, fn in vars(anp_module).items():
+        if name.startswith("_") or name in exclude or not callable(fn):
+            continue
+        orig = mx_module.__dict__.get(name)
+        if orig is None or isinstance(orig, type) or orig is fn:
+            continue
+        ours[name], originals[name] = fn, orig
+    _module_swaps.append((mx_module.__dict__, ours, originals))
+
+
+def _has_tracer(xs) -> bool:
+    for x in xs:
+        t = type(x)
+        if t is Tracer or ((t is list or t is tuple) and _has_tracer(x)):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# mx.array: operators with a traced right operand, indexing with traced indices
+
+
+def _deferring(orig):
+    def method(self, other):
+        if type(other) is Tracer:
+            return NotImplemented  # Python then calls the tracer's reflected operator
+        return orig(self, other)
+
+    return method
+
+
+def _array_methods() -> tuple[dict, dict]:
+    from autodiff.numpy import _indexing
+
+    names = "add sub mul truediv floordiv mod pow matmul and or xor lt le gt ge eq ne".split()
+    originals = {f"__{n}__": getattr(mx.array, f"__{n}__") for n in names}
+    ours = {k: _deferring(v) for k, v in originals.items()}
+    get, put = mx.array.__getitem__, mx.array.__setitem__
+
+    def getitem(self, idx):
+        parts = idx if type(idx) is tuple else (idx,)
+        if _has_tracer(parts):
+            return _indexing.getitem(self, idx)
+        return get(self, idx)
+
+    def setitem(self, idx, value):
+        parts = idx if type(idx) is tuple else (idx,)
+        if type(value) is Tracer or _has_tracer(parts):
+            raise tracing.MixedOperandError(
+                "`a[idx] = value` with a traced value or index, where `a` is a concrete "
+                f"mx.array, {tracing.user_location()}\nA concrete array cannot hold traced "
+                "values. Make `a` a traced value first (e.g. `a = mx.zeros_like(x)` from a "
+                "traced `x`), or build the result with `a.at[idx].add(value)` or mx.where."
+            )
+        put(self, idx, value)
+
+    originals["__getitem__"], ours["__getitem__"] = get, getitem
+    originals["__setitem__"], ours["__setitem__"] = put, setitem
+    return ours, originals
+
+
+# ---------------------------------------------------------------------------------------------
+# mx.compile'd functions
+
+
+_CompiledType = type(mx.compile(lambda x: x))
+_compiled_call = _CompiledType.__call__
+_python_fun: dict[int, object] = {}
+
+
+def _wrapped_function(compiled):
+    """The Python function an ``mx.compile`` object compiles (MLX keeps it as a referent)."""
+    fun = _python_fun.get(id(compiled))
+    if fun is None:
+        funs = [r for r in gc.get_referents(compiled) if isinstance(r, types.FunctionType)]
+        if len(funs) != 1:
+            return None
+        fun = _python_fun[id(compiled)] = funs[0]
+    return fun
+
+
+def _routed_compiled_call(self, *args, **kwargs):
+    if _has_tracer(args) or (kwargs and _has_tracer(kwargs.values())):
+        fun = _wrapped_function(self)
+        if fun is not None:
+            return fun(*args, **kwargs)
+    return _compiled_call(self, *args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _enter():
+    for d, ours, _ in _module_swaps:
+        d.update(ours)
+    for cls, ours, _ in _type_swaps:
+        for k, v in ours.items():
+            setattr(cls, k, v)
+
+
+def _leave():
+    for d, _, originals in _module_swaps:
+        d.update(originals)
+    for cls, _, originals in _type_swaps:
+        for k, v in originals.items():
+            setattr(cls, k, v)
+
+
+def install() -> None:
+    """Called once, by ``autodiff/__init__``, after autodiff.numpy is built."""
+    import autodiff.numpy as anp
+
+    register(mx, anp)
+    _type_swaps.append((mx.array, *_array_methods()))
+    _type_swaps.append(
+        (_CompiledType, {"__call__": _routed_compiled_call}, {"__call__": _compiled_call})
+    )
+    tracing.trace_hooks.append((_enter, _leave))
