@@ -41,40 +41,56 @@ def _binary(prim):
     return op
 
 
-(
-    sqrt,
-    rsqrt,
-    exp,
-    expm1,
-    log,
-    log1p,
-    log2,
-    log10,
-    sin,
-    cos,
-    tan,
-    arcsin,
-    arccos,
-    arctan,
-    sinh,
-    cosh,
-    tanh,
-    arcsinh,
-    arccosh,
-    arctanh,
-    sigmoid,
-    erf,
-    erfinv,
-    floor,
-    ceil,
-    round_,
-) = map(_unary, P.UNARY_FLOAT)
-neg, abs_, sign, square, reciprocal = map(_unary, P.UNARY_NUMERIC)
-logical_not, stop_gradient = _unary(P.logical_not), _unary(P.stop_gradient)
-add, mul, max_, min_, sub, div, pow_, rem = map(_binary, P.BINARY_NUMERIC)
+sqrt = _unary(P.sqrt)
+rsqrt = _unary(P.rsqrt)
+exp = _unary(P.exp)
+expm1 = _unary(P.expm1)
+log = _unary(P.log)
+log1p = _unary(P.log1p)
+log2 = _unary(P.log2)
+log10 = _unary(P.log10)
+sin = _unary(P.sin)
+cos = _unary(P.cos)
+tan = _unary(P.tan)
+arcsin = _unary(P.arcsin)
+arccos = _unary(P.arccos)
+arctan = _unary(P.arctan)
+sinh = _unary(P.sinh)
+cosh = _unary(P.cosh)
+tanh = _unary(P.tanh)
+arcsinh = _unary(P.arcsinh)
+arccosh = _unary(P.arccosh)
+arctanh = _unary(P.arctanh)
+sigmoid = _unary(P.sigmoid)
+erf = _unary(P.erf)
+erfinv = _unary(P.erfinv)
+floor = _unary(P.floor)
+ceil = _unary(P.ceil)
+round_ = _unary(P.round_)
+neg = _unary(P.neg)
+abs_ = _unary(P.abs_)
+sign = _unary(P.sign)
+square = _unary(P.square)
+reciprocal = _unary(P.reciprocal)
+logical_not = _unary(P.logical_not)
+stop_gradient = _unary(P.stop_gradient)
+add = _binary(P.add)
+mul = _binary(P.mul)
+max_ = _binary(P.max_)
+min_ = _binary(P.min_)
+sub = _binary(P.sub)
+div = _binary(P.div)
+pow_ = _binary(P.pow_)
+rem = _binary(P.rem)
 arctan2 = _binary(P.arctan2)
-eq, ne, lt, le, gt, ge = map(_binary, P.COMPARE)
-logical_and, logical_or = map(_binary, P.LOGICAL)
+eq = _binary(P.eq)
+ne = _binary(P.ne)
+lt = _binary(P.lt)
+le = _binary(P.le)
+gt = _binary(P.gt)
+ge = _binary(P.ge)
+logical_and = _binary(P.logical_and)
+logical_or = _binary(P.logical_or)
 
 
 def select(pred, on_true, on_false):
@@ -199,7 +215,10 @@ def _reducer(prim):
     return op
 
 
-reduce_sum, reduce_max, reduce_min, reduce_prod = map(_reducer, P.REDUCTIONS)
+reduce_sum = _reducer(P.reduce_sum)
+reduce_max = _reducer(P.reduce_max)
+reduce_min = _reducer(P.reduce_min)
+reduce_prod = _reducer(P.reduce_prod)
 
 
 def argmax(x, axis: int):

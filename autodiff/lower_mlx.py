@@ -134,7 +134,7 @@ lowerings[P.take_along_axis] = lambda a, ins, outs, axis: (
     f"mx.take_along_axis({a[0]}, {a[1]}, axis={axis})"
 )
 lowerings[P.scatter_add] = lambda a, ins, outs, axis: f"{a[0]}.at[{':, ' * axis}{a[1]}].add({a[2]})"
-for _p, _name in zip(P.REDUCTIONS, ("sum", "max", "min", "prod")):
+for _p, _name in zip(P.family("reduce"), ("sum", "max", "min", "prod")):
     lowerings[_p] = (lambda n: lambda a, ins, outs, axes: f"mx.{n}({a[0]}, axis={axes})")(_name)
 lowerings[P.argmax] = lambda a, ins, outs, axis: f"mx.argmax({a[0]}, axis={axis}).astype(mx.int32)"
 lowerings[P.argmin] = lambda a, ins, outs, axis: f"mx.argmin({a[0]}, axis={axis}).astype(mx.int32)"

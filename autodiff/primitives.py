@@ -1,9 +1,12 @@
-"""The closed set of primitives, each with its shape/dtype rule.
+"""The core primitives, each with its shape/dtype rule; the families in ``autodiff/ops/``
+define more with :func:`def_primitive`. ``autodiff/extend.py`` has the checklist for adding one.
 
-Primitives are grouped in families so that one line registers a rule for many of them: the
-transforms' rule tables use ``family`` to share rules (every elementwise primitive batches the
-same way, for example). Shape rules take avals and params and return the output avals; they
-raise ``TypeError`` for ill-typed operands and ``ValueError`` for bad params.
+Each primitive is bound by name, one per line (``sin = _unary_float("sin")``): the module
+attribute is the primitive's name (with a trailing ``_`` where the name is a Python keyword or
+builtin), which a test checks. Primitives belong to families so that one line registers a rule
+for many of them (every elementwise primitive batches the same way, for example). Shape rules
+take avals and params and return the output avals; they raise ``TypeError`` for ill-typed
+operands and ``ValueError`` for bad params, and ``bind`` reports them in the user's terms.
 
 Conventions (as in ``jax.lax``): binary elementwise primitives take operands of equal shape and
 dtype, except that a rank-0 literal may stand for a filled array; ``autodiff.numpy`` inserts the
@@ -34,14 +37,29 @@ class Primitive:
 PRIMITIVES: dict[str, Primitive] = {}
 
 
-def _def(name: str, family: str, rule, multiple_results=False) -> Primitive:
+def def_primitive(name: str, family: str, rule, multiple_results: bool = False) -> Primitive:
+    """Define and register a primitive.
+
+    Args:
+        name: its name in jaxprs, unique.
+        family: rules may be shared by family ("unary", "binary", "compare", "select",
+            "convert", "shape", "indexing", "reduce", ..., or the family module's own name).
+        rule: the shape/dtype rule, ``rule(*avals, **params) -> [out avals]``.
+        multiple_results: the equation has a list of outputs (sort with indices, qr, ...).
+    """
+    if name in PRIMITIVES:
+        raise ValueError(f"primitive {name!r} is already defined")
     prim = Primitive(name, family, rule, multiple_results)
     PRIMITIVES[name] = prim
     return prim
 
 
-def _family(family: str, names: str, rule) -> list[Primitive]:
-    return [_def(n, family, rule) for n in names.split()]
+def family(name: str) -> list[Primitive]:
+    """The primitives of a family, in definition order."""
+    return [p for p in PRIMITIVES.values() if p.family == name]
+
+
+_def = def_primitive
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,55 +99,74 @@ def _binary(kind_ok, what, out_dtype=None):
     return rule
 
 
-UNARY_FLOAT = _family(
-    "unary",
-    "sqrt rsqrt exp expm1 log log1p log2 log10 sin cos tan arcsin arccos arctan sinh cosh tanh "
-    "arcsinh arccosh arctanh sigmoid erf erfinv floor ceil round",
-    _unary(is_float, "a floating-point"),
-)
-UNARY_NUMERIC = _family("unary", "neg abs sign square reciprocal", _unary(_is_numeric, "a numeric"))
-(logical_not,) = _family("unary", "logical_not", _unary(is_bool, "a boolean"))
-(stop_gradient,) = _family("unary", "stop_gradient", _unary(lambda d: True, "any"))
-(
-    sqrt,
-    rsqrt,
-    exp,
-    expm1,
-    log,
-    log1p,
-    log2,
-    log10,
-    sin,
-    cos,
-    tan,
-    arcsin,
-    arccos,
-    arctan,
-    sinh,
-    cosh,
-    tanh,
-    arcsinh,
-    arccosh,
-    arctanh,
-    sigmoid,
-    erf,
-    erfinv,
-    floor,
-    ceil,
-    round_,
-) = UNARY_FLOAT
-neg, abs_, sign, square, reciprocal = UNARY_NUMERIC
+_float_rule = _unary(is_float, "a floating-point")
+_numeric_rule = _unary(_is_numeric, "a numeric")
+
+
+def _unary_float(name):
+    return _def(name, "unary", _float_rule)
+
+
+def _unary_numeric(name):
+    return _def(name, "unary", _numeric_rule)
+
+
+sqrt = _unary_float("sqrt")
+rsqrt = _unary_float("rsqrt")
+exp = _unary_float("exp")
+expm1 = _unary_float("expm1")
+log = _unary_float("log")
+log1p = _unary_float("log1p")
+log2 = _unary_float("log2")
+log10 = _unary_float("log10")
+sin = _unary_float("sin")
+cos = _unary_float("cos")
+tan = _unary_float("tan")
+arcsin = _unary_float("arcsin")
+arccos = _unary_float("arccos")
+arctan = _unary_float("arctan")
+sinh = _unary_float("sinh")
+cosh = _unary_float("cosh")
+tanh = _unary_float("tanh")
+arcsinh = _unary_float("arcsinh")
+arccosh = _unary_float("arccosh")
+arctanh = _unary_float("arctanh")
+sigmoid = _unary_float("sigmoid")
+erf = _unary_float("erf")
+erfinv = _unary_float("erfinv")
+floor = _unary_float("floor")
+ceil = _unary_float("ceil")
+round_ = _unary_float("round")
+neg = _unary_numeric("neg")
+abs_ = _unary_numeric("abs")
+sign = _unary_numeric("sign")
+square = _unary_numeric("square")
+reciprocal = _unary_numeric("reciprocal")
+logical_not = _def("logical_not", "unary", _unary(is_bool, "a boolean"))
+stop_gradient = _def("stop_gradient", "unary", _unary(lambda d: True, "any"))
 
 # add/mul/max/min also take booleans (logical or/and, as in NumPy and JAX).
-BINARY_NUMERIC = _family("binary", "add mul max min", _binary(lambda d: True, "any")) + _family(
-    "binary", "sub div pow rem", _binary(_is_numeric, "numeric")
-)
-add, mul, max_, min_, sub, div, pow_, rem = BINARY_NUMERIC
-(arctan2,) = _family("binary", "arctan2", _binary(is_float, "floating-point"))
-COMPARE = _family("compare", "eq ne lt le gt ge", _binary(lambda d: True, "any", "bool"))
-eq, ne, lt, le, gt, ge = COMPARE
-LOGICAL = _family("binary", "logical_and logical_or", _binary(is_bool, "boolean"))
-logical_and, logical_or = LOGICAL
+_any_binary = _binary(lambda d: True, "any")
+_numeric_binary = _binary(_is_numeric, "numeric")
+add = _def("add", "binary", _any_binary)
+mul = _def("mul", "binary", _any_binary)
+max_ = _def("max", "binary", _any_binary)
+min_ = _def("min", "binary", _any_binary)
+sub = _def("sub", "binary", _numeric_binary)
+div = _def("div", "binary", _numeric_binary)
+pow_ = _def("pow", "binary", _numeric_binary)
+rem = _def("rem", "binary", _numeric_binary)
+arctan2 = _def("arctan2", "binary", _binary(is_float, "floating-point"))
+_compare = _binary(lambda d: True, "any", "bool")
+eq = _def("eq", "compare", _compare)
+ne = _def("ne", "compare", _compare)
+lt = _def("lt", "compare", _compare)
+le = _def("le", "compare", _compare)
+gt = _def("gt", "compare", _compare)
+ge = _def("ge", "compare", _compare)
+_logical = _binary(is_bool, "boolean")
+logical_and = _def("logical_and", "binary", _logical)
+logical_or = _def("logical_or", "binary", _logical)
 
 
 def _select_rule(pred, on_true, on_false):
@@ -313,11 +350,13 @@ def _cumulative_rule(x, *, axis, reverse):
     return [x]
 
 
-REDUCTIONS = _family("reduce", "reduce_sum reduce_max reduce_min reduce_prod", _reduce_rule)
-reduce_sum, reduce_max, reduce_min, reduce_prod = REDUCTIONS
-ARG_REDUCTIONS = _family("arg_reduce", "argmax argmin", _arg_reduce_rule)
-argmax, argmin = ARG_REDUCTIONS
-(cumsum,) = _family("cumulative", "cumsum", _cumulative_rule)
+reduce_sum = _def("reduce_sum", "reduce", _reduce_rule)
+reduce_max = _def("reduce_max", "reduce", _reduce_rule)
+reduce_min = _def("reduce_min", "reduce", _reduce_rule)
+reduce_prod = _def("reduce_prod", "reduce", _reduce_rule)
+argmax = _def("argmax", "arg_reduce", _arg_reduce_rule)
+argmin = _def("argmin", "arg_reduce", _arg_reduce_rule)
+cumsum = _def("cumsum", "cumulative", _cumulative_rule)
 
 # ---------------------------------------------------------------------------------------------
 # Contraction
@@ -342,8 +381,8 @@ def _dot_general_rule(x, y, *, dimension_numbers):
 
 dot_general = _def("dot_general", "contraction", _dot_general_rule)
 
-ELEMENTWISE = frozenset(
-    p
-    for p in PRIMITIVES.values()
-    if p.family in ("unary", "binary", "compare", "select", "convert")
-)
+ELEMENTWISE_FAMILIES = frozenset(("unary", "binary", "compare", "select", "convert"))
+
+
+def is_elementwise(prim: Primitive) -> bool:
+    return prim.family in ELEMENTWISE_FAMILIES

@@ -301,12 +301,15 @@ def bind(prim, *args, **params):
     b = stack[-1]
     # (the hot path of all tracing: tracers of this builder go straight to their variable)
     atoms = [a.ir_var if type(a) is Tracer and a.builder is b else b.atom(a) for a in args]
-    if params:
-        avals = prim.abstract_eval(*[a.aval for a in atoms], **params)
-        params = Params.make(params)
-    else:
-        avals = prim.abstract_eval(*[a.aval for a in atoms])
-        params = _NO_PARAMS
+    try:
+        if params:
+            avals = prim.abstract_eval(*[a.aval for a in atoms], **params)
+            params = Params.make(params)
+        else:
+            avals = prim.abstract_eval(*[a.aval for a in atoms])
+            params = _NO_PARAMS
+    except (TypeError, ValueError) as e:
+        raise _shape_rule_error(prim, e) from None
     if not prim.multiple_results:
         (aval,) = avals
         v = Var(aval)
@@ -318,6 +321,15 @@ def bind(prim, *args, **params):
 
 
 _NO_PARAMS = Params.make({})
+
+
+def _shape_rule_error(prim, e: Exception) -> Exception:
+    """A shape/dtype rule's error, as the user sees it: the primitive, what is wrong (the
+    rule's message, which says how to fix it), and where in their code."""
+    what = str(e)
+    if not what.startswith(prim.name + ":"):
+        what = f"{prim.name}: {what}"
+    return type(e)(f"{what}\n{user_location()}")
 
 
 def trace_flat(

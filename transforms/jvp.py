@@ -2,7 +2,7 @@
 
 Rule contract: ``jvp_rules[prim](primals, tangents, **params) -> (primal_out, tangent_out)``
 where tangents may be :class:`Zero` (symbolic; no equations are emitted for it) and the result
-tangent may be Zero too. Rules are written with ``autodiff.lax`` on traced values, so their
+tangent may be Zero too (lists of both for a primitive with several results). Rules are written with ``autodiff.lax`` on traced values, so their
 output is IR that can be differentiated again. Tangents of integer and boolean values are
 always Zero. Conventions at kinks follow JAX: ``abs'(0) = 1``, ``max``/``min`` split the
 tangent equally between tied operands, ``sqrt'(0) = inf``.
@@ -51,6 +51,15 @@ def add_tangents(a, b):
 jvp_rules: dict[P.Primitive, Callable] = {}
 # Primitives with no JVP rule, and why (checked by the coverage test).
 NO_JVP_RULE: dict[P.Primitive, str] = {}
+# Primitives linear in some operand: exactly these need a transpose rule (the coverage test
+# checks it). deflinear adds its primitives; rules written by hand declare it with
+# mark_linear.
+LINEAR: set[P.Primitive] = set()
+
+
+def mark_linear(*prims: P.Primitive):
+    """Declare primitives linear in some operand (so they need a transpose rule)."""
+    LINEAR.update(prims)
 
 
 def defjvp(prim: P.Primitive, *derivs: Callable | None, use_out: bool = False):
@@ -82,6 +91,8 @@ def deflinear(prim: P.Primitive, linear_argnums: Sequence[int] | None = None):
         return out, bind(prim, *args, **params)
 
     jvp_rules[prim] = rule
+    if linear_argnums != ():
+        LINEAR.add(prim)
 
 
 def defzero(prim: P.Primitive):
@@ -131,7 +142,9 @@ defjvp(P.erf, lambda t, x: mul(t, mul(L.exp(neg(L.square(x))), 2 / math.sqrt(mat
 defjvp(
     P.erfinv, lambda t, y, x: mul(t, mul(L.exp(L.square(y)), math.sqrt(math.pi) / 2)), use_out=True
 )
-for _p in (P.sign, P.floor, P.ceil, P.round_, P.logical_not, *P.COMPARE, *P.LOGICAL):
+for _p in (P.sign, P.floor, P.ceil, P.round_, P.logical_not, *P.family("compare")):
+    defzero(_p)
+for _p in (P.logical_and, P.logical_or):
     defzero(_p)
 
 defjvp(P.mul, lambda tx, x, y: mul(tx, y), lambda ty, x, y: mul(x, ty))
@@ -213,6 +226,7 @@ def _convert_jvp(primals, tangents, new_dtype):
 
 
 jvp_rules[P.convert] = _convert_jvp
+mark_linear(P.mul, P.div, P.convert)
 
 # ---------------------------------------------------------------------------------------------
 # Structural, indexing, reductions, contraction
@@ -300,6 +314,7 @@ def _dot_general_jvp(primals, tangents, dimension_numbers):
 
 
 jvp_rules[P.dot_general] = _dot_general_jvp
+mark_linear(P.dot_general)
 
 # ---------------------------------------------------------------------------------------------
 # The transform

@@ -260,7 +260,11 @@ def simplify(jaxpr: Jaxpr) -> Jaxpr:
                 if replacement is not None:
                     break
             fills = ctx.fills
-            if prim in P.ELEMENTWISE and ins and all(type(a) is Literal or a in fills for a in ins):
+            if (
+                P.is_elementwise(prim)
+                and ins
+                and all(type(a) is Literal or a in fills for a in ins)
+            ):
                 # filled op filled -> filled: fold the scalars, broadcast the result
                 out = outs[0].aval
                 lit = _fold(prim, [ctx.filled(a) for a in ins], params, out.update(shape=()))

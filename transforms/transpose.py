@@ -2,9 +2,11 @@
 
 Rule contract: ``transpose_rules[prim](ct, *args, **params) -> list`` with one cotangent per
 operand (None where the operand is not linear or gets nothing). Linear operands arrive as
-:class:`UndefinedPrimal` (only their aval is known); the others are values (residuals). Only
-linear primitives have rules; cotangents of unused values stay symbolic zeros. Unbroadcasting
-happens in one place: the transpose of ``broadcast_in_dim``.
+:class:`UndefinedPrimal` (only their aval is known); the others are values (residuals). For a
+primitive with several results ``ct`` is a list (with :class:`Zero` for results that got no
+cotangent). Exactly the primitives linear in some operand have rules (``jvp.LINEAR``);
+cotangents of unused values stay symbolic zeros. Unbroadcasting happens in one place: the
+transpose of ``broadcast_in_dim``.
 """
 
 from __future__ import annotations
@@ -200,9 +202,6 @@ transpose_rules[P.scatter_add] = _scatter_add_t
 transpose_rules[P.cumsum] = lambda ct, x, axis, reverse: [L.cumsum(ct, axis, not reverse)]
 transpose_rules[P.dot_general] = _dot_general_t
 
-# Everything else is not linear in any operand, so never appears on the linear side of a JVP.
-NO_TRANSPOSE_RULE = {p: "not linear" for p in P.PRIMITIVES.values() if p not in transpose_rules}
-
 
 # ---------------------------------------------------------------------------------------------
 
@@ -238,9 +237,15 @@ def backward_pass(closed: ClosedJaxpr, args: Sequence, cts: Sequence) -> list:
         if type(v) is Var and v in linear:
             accumulate(v, ct)
     for eqn in reversed(lin_eqns):
-        ct = ct_env.pop(eqn.outputs[0], None)
-        if ct is None:
-            continue
+        if eqn.prim.multiple_results:  # the rule gets a list, Zero where nothing flowed back
+            ct = [ct_env.pop(v, None) for v in eqn.outputs]
+            if all(c is None for c in ct):
+                continue
+            ct = [Zero(v.aval) if c is None else c for v, c in zip(eqn.outputs, ct)]
+        else:
+            ct = ct_env.pop(eqn.outputs[0], None)
+            if ct is None:
+                continue
         ins = [
             UndefinedPrimal(a.aval) if type(a) is Var and a in linear else read(env, a)
             for a in eqn.inputs

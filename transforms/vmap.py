@@ -1,7 +1,8 @@
 """Batching: ``vmap_jaxpr`` and one batching rule per primitive.
 
 Rule contract: ``batch_rules[prim](axis_size, args, dims, **params) -> (out, out_dim)`` where
-``dims[i]`` is the batch axis of ``args[i]`` or None if it is unbatched. Rules are written with
+``dims[i]`` is the batch axis of ``args[i]`` or None if it is unbatched (lists of outs and
+dims for a primitive with several results). Rules are written with
 ``autodiff.lax``. Unbatched operands stay unbatched unless a primitive needs equal shapes
 (elementwise ops broadcast them; the lowering drops broadcasts MLX does implicitly). Most rules
 move the batch axis to the front; elementwise rules keep the first batched operand's axis.
@@ -43,7 +44,7 @@ def _shift(axes, by=1):
 # ---------------------------------------------------------------------------------------------
 
 
-def _elementwise(prim):
+def defelementwise(prim):
     def rule(size, args, dims, **params):
         logical = [
             aval_of(a).shape if d is None else _unbatched_shape(a, d) for a, d in zip(args, dims)
@@ -70,11 +71,13 @@ def _unbatched_shape(x, d):
     return s[:d] + s[d + 1 :]
 
 
-for _p in P.ELEMENTWISE:
-    _elementwise(_p)
+for _p in list(P.PRIMITIVES.values()):
+    if not P.is_elementwise(_p):
+        continue
+    defelementwise(_p)
 
 
-def _front_rule(prim, adjust: Callable):
+def deffront(prim, adjust: Callable):
     """Move the (single) batched operand's axis to the front and shift the params."""
 
     def rule(size, args, dims, **params):
@@ -84,21 +87,21 @@ def _front_rule(prim, adjust: Callable):
     batch_rules[prim] = rule
 
 
-_front_rule(
+deffront(
     P.broadcast_in_dim,
     lambda n, shape, broadcast_dimensions: dict(
         shape=(n,) + shape, broadcast_dimensions=(0,) + _shift(broadcast_dimensions)
     ),
 )
-_front_rule(P.reshape, lambda n, new_sizes: dict(new_sizes=(n,) + new_sizes))
-_front_rule(P.transpose, lambda n, permutation: dict(permutation=(0,) + _shift(permutation)))
-_front_rule(P.squeeze, lambda n, dimensions: dict(dimensions=_shift(dimensions)))
-_front_rule(P.expand_dims, lambda n, dimensions: dict(dimensions=_shift(dimensions)))
-for _p in P.REDUCTIONS:
-    _front_rule(_p, lambda n, axes: dict(axes=_shift(axes)))
-for _p in P.ARG_REDUCTIONS:
-    _front_rule(_p, lambda n, axis: dict(axis=axis + 1))
-_front_rule(P.cumsum, lambda n, axis, reverse: dict(axis=axis + 1, reverse=reverse))
+deffront(P.reshape, lambda n, new_sizes: dict(new_sizes=(n,) + new_sizes))
+deffront(P.transpose, lambda n, permutation: dict(permutation=(0,) + _shift(permutation)))
+deffront(P.squeeze, lambda n, dimensions: dict(dimensions=_shift(dimensions)))
+deffront(P.expand_dims, lambda n, dimensions: dict(dimensions=_shift(dimensions)))
+for _p in P.family("reduce"):
+    deffront(_p, lambda n, axes: dict(axes=_shift(axes)))
+for _p in P.family("arg_reduce"):
+    deffront(_p, lambda n, axis: dict(axis=axis + 1))
+deffront(P.cumsum, lambda n, axis, reverse: dict(axis=axis + 1, reverse=reverse))
 
 
 def _slice_rule(size, args, dims, start_indices, limit_indices, strides):
@@ -229,16 +232,17 @@ def vmap_eval(closed: ClosedJaxpr, args: Sequence, dims: Sequence[int | None], s
     for eqn in jaxpr.eqns:
         vals = [read(env, a) for a in eqn.inputs]
         ds = [denv.get(a) if type(a) is not Literal else None for a in eqn.inputs]
+        multiple = eqn.prim.multiple_results
         if all(d is None for d in ds):
             out = bind(eqn.prim, *vals, **eqn.params)
-            env[eqn.outputs[0]] = out
+            env.update(zip(eqn.outputs, out if multiple else [out]))
             continue
         rule = batch_rules.get(eqn.prim)
         if rule is None:
             raise NotImplementedError(f"batching rule for '{eqn.prim.name}' is not implemented")
         out, d = rule(size, vals, ds, **eqn.params)
-        env[eqn.outputs[0]] = out
-        denv[eqn.outputs[0]] = d
+        env.update(zip(eqn.outputs, out if multiple else [out]))
+        denv.update(zip(eqn.outputs, d if multiple else [d]))
     outs = [read(env, a) for a in jaxpr.outvars]
     return outs, [denv.get(a) if type(a) is not Literal else None for a in jaxpr.outvars]
 
