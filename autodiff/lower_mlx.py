@@ -21,6 +21,9 @@ from autodiff.ir import ClosedJaxpr, Jaxpr, Literal, Var, _names
 MX_DTYPES = {name: getattr(mx, info.mlx) for name, info in DTYPES.items()}
 
 lowerings: dict[P.Primitive, Callable] = {}
+# Functions the emitted source may call besides ``mx`` (a lowering that needs several MLX calls
+# or a Python loop adds one here, and emits ``name(...)``).
+helpers: dict[str, Callable] = {}
 
 _MX_NAMES = {
     "neg": "negative",
@@ -115,6 +118,7 @@ def _pad_interior(x, value, config):
 
 
 lowerings[P.pad] = _pad
+helpers["_pad_interior"] = _pad_interior
 lowerings[P.concatenate] = lambda a, ins, outs, dimension: (
     f"mx.concatenate([{', '.join(a)}], axis={dimension})"
 )
@@ -205,7 +209,7 @@ def lower_jaxpr(jaxpr: Jaxpr, name: str = "lowered") -> Lowered:
     if not name.isidentifier() or keyword.iskeyword(name):
         name = "lowered"
     names: dict[Var, str] = {}
-    gen = (n for n in _names() if not keyword.iskeyword(n) and n not in ("mx", "_pad_interior"))
+    gen = (n for n in _names() if not keyword.iskeyword(n) and n != "mx" and n not in helpers)
 
     def decl(v: Var) -> str:
         names[v] = next(gen)
@@ -230,7 +234,7 @@ def lower_jaxpr(jaxpr: Jaxpr, name: str = "lowered") -> Lowered:
             outs.append(names[a])
     lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     source = "\n".join(lines) + "\n"
-    namespace = {"mx": mx, "_pad_interior": _pad_interior}
+    namespace = {"mx": mx, **helpers}
     exec(compile(source, f"<autodiff:{name}>", "exec"), namespace)
     return Lowered(source, namespace[name], len(jaxpr.constvars))
 

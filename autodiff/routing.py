@@ -148,6 +148,10 @@ def install() -> None:
     import autodiff.numpy as anp
 
     register(mx, anp)
+    for sub in ("linalg", "fft", "fast", "random"):
+        ours = getattr(anp, sub, None)
+        if ours is not None:
+            register(getattr(mx, sub), ours)
     _type_swaps.append((mx.array, *_array_methods()))
     _type_swaps.append(
         (_CompiledType, {"__call__": _routed_compiled_call}, {"__call__": _compiled_call})

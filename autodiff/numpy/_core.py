@@ -8,6 +8,7 @@ runs eagerly under ``mx.grad`` and traced under ``ad.grad``.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,19 +34,32 @@ def _has_tracer(args) -> bool:
 
 
 def mirror(mx_fn):
-    """Decorate a traced implementation so it defers to ``mx_fn`` on concrete inputs."""
+    """Decorate a traced implementation so it defers to ``mx_fn`` on concrete inputs.
+
+    The result takes mlx.core's ``stream=`` keyword too: passed to MLX on concrete inputs;
+    under a transform, where the program is placed is the lowering's choice (MLX's linalg
+    runs on the CPU stream, everything else on the default device), so it is ignored.
+    """
 
     def deco(traced):
         @functools.wraps(traced)
-        def f(*args, **kwargs):
+        def f(*args, stream=None, **kwargs):
             if _has_tracer(args) or (kwargs and _has_tracer(kwargs.values())):
                 return traced(*args, **kwargs)
+            if stream is not None:
+                kwargs["stream"] = stream
             return mx_fn(*args, **kwargs)
 
         f.traced = traced
         f.__doc__ = (
             traced.__doc__ or f"Mirrors ``mx.{getattr(mx_fn, '__name__', mx_fn)}``; traceable."
         )
+        sig = inspect.signature(traced)
+        if "stream" not in sig.parameters:
+            stream = inspect.Parameter("stream", inspect.Parameter.KEYWORD_ONLY, default=None)
+            params = list(sig.parameters.values())
+            at = next((i for i, p in enumerate(params) if p.kind == p.VAR_KEYWORD), len(params))
+            f.__signature__ = sig.replace(parameters=params[:at] + [stream] + params[at:])
         return f
 
     return deco

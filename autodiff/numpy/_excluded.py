@@ -1,0 +1,60 @@
+"""The functions of mlx.core (and mx.linalg, mx.fft, mx.fast) that ``autodiff.numpy`` does not
+provide, each with the reason. ``tests/test_coverage.py`` checks that every public function of
+those namespaces is either in ``autodiff.numpy`` or here, so a new MLX release shows what is new.
+"""
+
+EXCLUDED: dict[str, str] = {
+    # transforms and compilation: autodiff's own are in `autodiff` (and, with MLX's
+    # signatures, in `autodiff.mlx`)
+    "grad": "a transform, not an array function: use ad.grad",
+    "value_and_grad": "a transform: use ad.value_and_grad",
+    "vjp": "a transform: use ad.vjp",
+    "jvp": "a transform: use ad.jvp",
+    "vmap": "a transform: use ad.vmap",
+    "compile": "a transform: use ad.jit",
+    "checkpoint": "a transform: use ad.checkpoint",
+    "disable_compile": "MLX compiler setting, not an array function",
+    "enable_compile": "MLX compiler setting, not an array function",
+    # evaluation, memory, devices and streams
+    "eval": "evaluation of concrete arrays, not an array function",
+    "async_eval": "evaluation of concrete arrays, not an array function",
+    "synchronize": "stream synchronisation, not an array function",
+    "clear_cache": "memory management, not an array function",
+    "get_active_memory": "memory management, not an array function",
+    "get_cache_memory": "memory management, not an array function",
+    "get_memory_limit": "memory management, not an array function",
+    "get_peak_memory": "memory management, not an array function",
+    "reset_peak_memory": "memory management, not an array function",
+    "set_cache_limit": "memory management, not an array function",
+    "set_memory_limit": "memory management, not an array function",
+    "set_wired_limit": "memory management, not an array function",
+    "default_device": "device selection, not an array function",
+    "set_default_device": "device selection, not an array function",
+    "default_stream": "stream selection, not an array function",
+    "set_default_stream": "stream selection, not an array function",
+    "new_stream": "stream selection, not an array function",
+    "new_thread_local_stream": "stream selection, not an array function",
+    "new_thread_unsafe_stream": "stream selection, not an array function",
+    "clear_streams": "stream selection, not an array function",
+    "stream": "stream context manager, not an array function",
+    "device_count": "device query, not an array function",
+    "device_info": "device query, not an array function",
+    "is_available": "device query, not an array function",
+    # input/output and interoperation
+    "load": "file I/O of concrete arrays",
+    "save": "file I/O of concrete arrays",
+    "savez": "file I/O of concrete arrays",
+    "savez_compressed": "file I/O of concrete arrays",
+    "save_gguf": "file I/O of concrete arrays",
+    "save_safetensors": "file I/O of concrete arrays",
+    "export_function": "serialises MLX's own graph of a function; export ad.jit's lowered MLX program instead",
+    "import_function": "loads an MLX-exported graph",
+    "exporter": "serialises MLX's own graph of a function",
+    "export_to_dot": "draws MLX's own graph of concrete arrays",
+    "from_dlpack": "conversion of external buffers to concrete arrays",
+    "get_printoptions": "printing settings",
+    "set_printoptions": "printing settings",
+    "printoptions": "printing settings",
+    "get_array_buffer_size": "buffer introspection of concrete arrays",
+    "einsum_path": "returns a contraction plan (a string and a list), not an array",
+}
