@@ -16,7 +16,8 @@ import mlx.core as mx
 
 from autodiff import primitives as P
 from autodiff.dtypes import DTYPES, is_float, is_int
-from autodiff.ir import ClosedJaxpr, Jaxpr, Literal, Var, _names
+from autodiff.ir import ClosedJaxpr, Jaxpr, Literal, Var
+from autodiff.pretty import _names
 
 MX_DTYPES = {name: getattr(mx, info.mlx) for name, info in DTYPES.items()}
 

@@ -16,7 +16,7 @@ from typing import Any
 import mlx.core as mx
 
 from autodiff.config import config
-from autodiff.ir import ClosedJaxpr, Var
+from autodiff.ir import ClosedJaxpr, Var, sub_jaxprs
 from autodiff.lower_mlx import lower_mlx
 from autodiff.tracing import Tracer, as_tracer, inline
 
@@ -87,7 +87,8 @@ def _as_mx(x):
 
 
 def structural_key(closed: ClosedJaxpr) -> Hashable:
-    """Primitives, params, avals and wiring of ``closed``; not its const values."""
+    """Primitives, params, avals and wiring of ``closed`` (and of its sub-jaxprs); not its
+    const values."""
     jaxpr = closed.jaxpr
     ids: dict = {}
     parts: list = [len(jaxpr.constvars)]
@@ -96,7 +97,7 @@ def structural_key(closed: ClosedJaxpr) -> Hashable:
         parts.append(v.aval)
     for eqn in jaxpr.eqns:
         parts.append(eqn.prim)
-        parts.append(eqn.params)
+        parts.append(_params_key(eqn.params) if sub_jaxprs(eqn.params) else eqn.params)
         for a in eqn.inputs:
             parts.append(ids[a] if type(a) is Var else a.key())
         for v in eqn.outputs:
@@ -104,6 +105,19 @@ def structural_key(closed: ClosedJaxpr) -> Hashable:
     parts.append(None)
     parts.extend(ids[a] if type(a) is Var else a.key() for a in jaxpr.outvars)
     return tuple(parts)
+
+
+def _params_key(params) -> tuple:
+    """Params holding sub-jaxprs, by structure: each trace makes new jaxpr objects."""
+
+    def key(v):
+        if type(v) is ClosedJaxpr:
+            return structural_key(v)
+        if type(v) is tuple and v and type(v[0]) is ClosedJaxpr:
+            return tuple(structural_key(j) for j in v)
+        return v
+
+    return tuple((k, key(v)) for k, v in params.items())
 
 
 class LRUCache:
