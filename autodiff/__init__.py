@@ -4,6 +4,7 @@ import autodiff.numpy  # noqa: F401,E402  (installs the array surface on tracers
 from autodiff import routing as _routing
 from autodiff.batching import vmap
 from autodiff.config import config
+from autodiff.control import cond, scan, switch
 from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
 from autodiff.forward import jvp, linearize
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck

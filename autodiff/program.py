@@ -17,7 +17,7 @@ import mlx.core as mx
 
 from autodiff.config import config
 from autodiff.ir import ClosedJaxpr, Var, sub_jaxprs
-from autodiff.lower_mlx import lower_mlx
+from autodiff.lower_control import lower_program
 from autodiff.tracing import Tracer, as_tracer, inline
 
 
@@ -46,7 +46,7 @@ class Program:
     @property
     def lowered(self):
         if self._lowered is None:
-            self._lowered = lower_mlx(self.closed, self.name)
+            self._lowered = lower_program(self.closed, self.name)
         return self._lowered
 
     def compiled(self) -> Callable | None:
@@ -59,6 +59,8 @@ class Program:
             return fn
         mode = config.compile
         self._runs += 1
+        if not self.lowered.compilable:  # a driver of control flow: its segments compile
+            return self.lowered.fn
         if mode is True or (mode == "auto" and (self.eager_compile or self._runs > 1)):
             fn = self.per_thread.fn = mx.compile(self.lowered.fn)
             return fn

@@ -404,6 +404,11 @@ def inline(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
     return results
 
 
+def is_tracing() -> bool:
+    """Whether this thread is inside a trace (an autodiff transform is tracing a function)."""
+    return bool(_state.stack)
+
+
 def as_tracer(x):
     """``x`` as a value user code can compute with: a rank-0 :class:`Literal` (what
     ``lax.full`` and inlined programs give for constants) becomes a tracer of the current
