@@ -243,4 +243,5 @@ def dot_general(x, y, dimension_numbers):
 # write their rules with the wrappers above).
 from autodiff.control.cond import cond, switch  # noqa: E402, F401
 from autodiff.control.scan import scan  # noqa: E402, F401
+from autodiff.ops.conv import conv_general  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401

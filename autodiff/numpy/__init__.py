@@ -16,6 +16,16 @@ import math as _math
 import mlx.core as _mx
 
 from autodiff.numpy import _methods  # noqa: F401  (installs the mx.array surface on tracers)
+from autodiff.numpy._conv import (
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_general,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+    convolve,
+)
 from autodiff.numpy._creation import (
     arange,
     array,
