@@ -13,6 +13,7 @@ become rank-0 literals.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from autodiff.primitives import broadcast_in_dim as _broadcast_in_dim
 class _State(threading.local):
     def __init__(self):
         self.stack: list[Builder] = []
+        self.subst: dict[int, tuple] = {}  # see substituting()
 
 
 _state = _State()
@@ -90,6 +92,8 @@ class Builder:
         if t is Tracer:
             if x.builder is self:
                 return x.ir_var
+            if _state.subst and id(x) in _state.subst:
+                return self.atom(_state.subst[id(x)][1])
             return self.const_var(_check_enclosing(x, self))
         if t is Literal:
             return x
@@ -402,6 +406,19 @@ def inline(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
         a = a if type(a) is Literal else env[a]
         results.append(a if type(a) is Literal else Tracer(a.aval, b, a))
     return results
+
+
+@contextlib.contextmanager
+def substituting(pairs):
+    """Within the block, each ``(tracer, value)`` pair's tracer stands for ``value``: how a
+    custom derivative rule, run when its equation is transformed, sees the values its
+    function closed over where that function was traced (whose tracers are gone by then)."""
+    saved = dict(_state.subst)
+    _state.subst.update((id(t), (t, v)) for t, v in pairs if type(t) is Tracer)
+    try:
+        yield
+    finally:
+        _state.subst = saved
 
 
 def is_tracing() -> bool:
