@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from autodiff.dtypes import DTYPES, dtype_name, is_float
+from autodiff.dtypes import DTYPES, dtype_name, is_complex, is_float
 
 # ---------------------------------------------------------------------------------------------
 # Abstract values
@@ -102,7 +102,7 @@ class Literal:
 
     __slots__ = ("val", "aval")
 
-    def __init__(self, val: bool | int | float, aval: ShapedArray):
+    def __init__(self, val: bool | int | float | complex, aval: ShapedArray):
         assert aval.shape == (), "literals are rank 0"
         self.val = val
         self.aval = aval
@@ -239,6 +239,8 @@ def _fmt_literal(lit: Literal) -> str:
     v = lit.val
     if lit.aval.dtype == "bool":
         return str(bool(v))
+    if is_complex(lit.aval.dtype):
+        return repr(complex(v))
     return repr(float(v)) if is_float(lit.aval.dtype) else str(int(v))
 
 

@@ -14,7 +14,7 @@ from autodiff import primitives as P
 from autodiff.ir import ShapedArray
 from autodiff.tracing import aval_of, bind, literal
 
-_SCALARS = (bool, int, float)
+_SCALARS = (bool, int, float, complex)
 
 
 def _lit(x, like):
@@ -241,4 +241,5 @@ def dot_general(x, y, dimension_numbers):
 
 # The typed wrappers of the primitive families in autodiff/ops (imported last: those modules
 # write their rules with the wrappers above).
+from autodiff.ops.complex import conj, imag, real  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401
