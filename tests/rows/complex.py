@@ -99,6 +99,12 @@ ROWS = [
         shapes=S2,
         mx_order=1,  # MLX: "JVP is not implemented for cumulative prod", as for real prod
     ),
+    Row(
+        "complex_var_std",
+        lambda z: anp.var(z, axis=0) + anp.std(z, axis=-1, keepdims=True, ddof=0),
+        (C(),),
+        shapes=st.tuples(st.integers(2, 3), st.integers(2, 3)),
+    ),
     Row("complex_cumsum", lambda z: anp.cumsum(z, axis=-1) * z, (C(),), shapes=S1),
     Row(
         "complex_matmul",
