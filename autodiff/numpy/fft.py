@@ -127,7 +127,7 @@ def _one_d(fft_type, mx_fn, what):
 
     f.__name__ = f.__qualname__ = fft_type
     f.__doc__ = (
-        f"{what} along ``axis``, padded or truncated to ``n``, as ``mx.fft.{fft_type}``; "
+        f"{what} along ``axis`` (padded or truncated to ``n``), as ``mx.fft.{fft_type}``; "
         "``norm`` is ``'backward'``, ``'ortho'`` or ``'forward'``."
     )
     return f
@@ -153,9 +153,11 @@ def _n_d(fft_type, mx_fn, what, default_axes):
 fft = _one_d("fft", mx.fft.fft, "The discrete Fourier transform")
 ifft = _one_d("ifft", mx.fft.ifft, "The inverse discrete Fourier transform")
 rfft = _one_d(
-    "rfft", mx.fft.rfft, "The DFT of a real input (complex input: its real part), n // 2 + 1 bins,"
+    "rfft", mx.fft.rfft, "The DFT of a real input (of a complex one's real part), n // 2 + 1 bins,"
 )
-irfft = _one_d("irfft", mx.fft.irfft, "The inverse of rfft (n real outputs, default 2 * (m - 1))")
+irfft = _one_d(
+    "irfft", mx.fft.irfft, "The inverse of rfft, n real values (2 * (m - 1) by default),"
+)
 fft2 = _n_d("fft", mx.fft.fft2, "The 2-d DFT", (-2, -1))
 ifft2 = _n_d("ifft", mx.fft.ifft2, "The 2-d inverse DFT", (-2, -1))
 rfft2 = _n_d("rfft", mx.fft.rfft2, "The 2-d DFT of a real input", (-2, -1))
