@@ -102,7 +102,7 @@ class Literal:
 
     __slots__ = ("val", "aval")
 
-    def __init__(self, val: bool | int | float, aval: ShapedArray):
+    def __init__(self, val: bool | int | float | complex, aval: ShapedArray):
         assert aval.shape == (), "literals are rank 0"
         self.val = val
         self.aval = aval

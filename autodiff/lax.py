@@ -14,7 +14,7 @@ from autodiff import primitives as P
 from autodiff.ir import ShapedArray
 from autodiff.tracing import aval_of, bind, literal
 
-_SCALARS = (bool, int, float)
+_SCALARS = (bool, int, float, complex)
 
 
 def _lit(x, like):
@@ -246,5 +246,7 @@ from autodiff.control.loops import fori_loop, while_loop  # noqa: E402, F401
 from autodiff.control.remat import checkpoint as remat  # noqa: E402, F401
 from autodiff.control.remat import checkpoint_name as name  # noqa: E402, F401
 from autodiff.control.scan import scan  # noqa: E402, F401
+from autodiff.ops.complex import conj, imag, real  # noqa: E402, F401
 from autodiff.ops.conv import conv_general  # noqa: E402, F401
+from autodiff.ops.fft import fft  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401

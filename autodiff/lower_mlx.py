@@ -16,7 +16,7 @@ from collections.abc import Callable
 import mlx.core as mx
 
 from autodiff import primitives as P
-from autodiff.dtypes import DTYPES, is_float, is_int
+from autodiff.dtypes import DTYPES, is_complex, is_float, is_int
 from autodiff.ir import ClosedJaxpr, Jaxpr, Literal, Var
 from autodiff.pretty import _names
 
@@ -222,10 +222,17 @@ def ref(obj, hint: str = "f") -> str:
     return name
 
 
+def _float_src(v: float) -> str:
+    return repr(v) if v == v and abs(v) != float("inf") else f"float('{v}')"
+
+
 def _literal_src(lit: Literal, standalone: bool) -> str:
     v, dtype = lit.val, lit.aval.dtype
     if is_float(dtype):
-        text = repr(float(v)) if v == v and abs(v) != float("inf") else f"float('{v}')"
+        text = _float_src(float(v))
+    elif is_complex(dtype):
+        v = complex(v)
+        text = f"complex({_float_src(v.real)}, {_float_src(v.imag)})"
     else:
         text = repr(bool(v)) if dtype == "bool" else repr(int(v))
     return f"mx.array({text}, dtype={_dt(dtype)})" if standalone else text

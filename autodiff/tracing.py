@@ -97,7 +97,7 @@ class Builder:
             return self.const_var(_check_enclosing(x, self))
         if t is Literal:
             return x
-        if t is bool or t is int or t is float:
+        if t is bool or t is int or t is float or t is complex:
             return literal(x)
         if hasattr(x, "shape") and hasattr(x, "dtype"):
             if hasattr(x, "item") and type(x).__module__ == "numpy" and x.shape == ():
@@ -128,13 +128,16 @@ def _check_enclosing(t: Tracer, b: Builder | None) -> Tracer:
 
 
 def literal(x, dtype: str | None = None) -> Literal:
-    """A rank-0 literal. Python scalars are weakly typed: bool, int32 or float32 by default."""
+    """A rank-0 literal. Python scalars are weakly typed: bool, int32, float32 or complex64 by
+    default."""
     if dtype is None:
-        dtype = "bool" if type(x) is bool else "int32" if type(x) is int else "float32"
+        dtype = _SCALAR_AVALS[type(x)].dtype if type(x) in _SCALAR_AVALS else "float32"
     if dtype == "bool":
         x = bool(x)
     elif dtype.startswith(("int", "uint")):
         x = int(x)
+    elif dtype == "complex64":
+        x = complex(x)
     else:
         x = float(x)
     return Literal(x, ShapedArray((), dtype))
@@ -144,6 +147,7 @@ _SCALAR_AVALS = {
     bool: ShapedArray((), "bool"),
     int: ShapedArray((), "int32"),
     float: ShapedArray((), "float32"),
+    complex: ShapedArray((), "complex64"),
 }
 
 
@@ -152,7 +156,7 @@ def aval_of(x: Any) -> ShapedArray:
     t = type(x)
     if t is Tracer or t is Literal:
         return x.aval
-    if t is bool or t is int or t is float:
+    if t is bool or t is int or t is float or t is complex:
         return _SCALAR_AVALS[t]
     if isinstance(getattr(x, "aval", None), ShapedArray):  # e.g. transpose's UndefinedPrimal
         return x.aval

@@ -28,6 +28,12 @@ def A(low=-3.0, high=3.0, away=(), dtype=mx.float32):
     )
 
 
+def C(low=-2.0, high=2.0, away=()):
+    """Complex64 arguments: real and imaginary parts in ``[low, high]``, ``away`` from the
+    given complex points (poles, branch points)."""
+    return A(low, high, away, dtype=mx.complex64)
+
+
 def arrays_s(shape, **kw):
     return arrays(shape, salt=next(_salts), **kw)
 

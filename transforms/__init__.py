@@ -15,7 +15,6 @@ from autodiff.transforms.dce import dce
 from autodiff.transforms.reassociate import reassociate
 from autodiff.transforms.simplify import simplify
 
-
 # Primitives with sub-jaxprs may rewrite their equations before the passes (the loops hoist
 # loop-invariant computations out of their bodies): ``expander(eqn) -> list[Eqn] | None``.
 expanders: dict = {}

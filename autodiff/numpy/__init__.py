@@ -15,7 +15,11 @@ import math as _math
 
 import mlx.core as _mx
 
-from autodiff.numpy import _methods  # noqa: F401  (installs the mx.array surface on tracers)
+from autodiff.numpy import (
+    _methods,  # noqa: F401  (installs the mx.array surface on tracers)
+    fft,
+)
+from autodiff.numpy._complex import angle, conj, conjugate, imag, real
 from autodiff.numpy._conv import (
     conv1d,
     conv2d,
@@ -145,4 +149,5 @@ from autodiff.numpy._sorting import argsort, sort
 bool_, int8, int16, int32, int64 = _mx.bool_, _mx.int8, _mx.int16, _mx.int32, _mx.int64
 uint8, uint16, uint32, uint64 = _mx.uint8, _mx.uint16, _mx.uint32, _mx.uint64
 float16, bfloat16, float32, float64 = _mx.float16, _mx.bfloat16, _mx.float32, _mx.float64
+complex64 = _mx.complex64
 pi, e, inf, nan, newaxis = _math.pi, _math.e, float("inf"), float("nan"), None

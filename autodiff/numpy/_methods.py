@@ -7,9 +7,10 @@ A concrete ``mx.array`` on the left of an operator (``W @ x``) is handled by
 from __future__ import annotations
 
 from autodiff import primitives as P
-from autodiff.dtypes import is_bool, is_float
+from autodiff.dtypes import is_bool, is_complex, is_float
 from autodiff.ir import Literal, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
+from autodiff.numpy import _complex as C
 from autodiff.numpy import _elementwise as E
 from autodiff.numpy import _indexing as I
 from autodiff.numpy import _linalg as L
@@ -61,6 +62,8 @@ def _binop(fn, prim=None):
 
 
 def _cast(v: int, dtype: str):
+    if is_complex(dtype):
+        return complex(v)
     return float(v) if is_float(dtype) else v
 
 
@@ -112,6 +115,8 @@ Tracer.itemsize = property(lambda self: self.dtype.size)
 Tracer.nbytes = property(lambda self: self.dtype.size * self.aval.size)
 Tracer.T = property(lambda self: S.transpose(self))
 Tracer.at = property(lambda self: I._AtIndexer(self))
+Tracer.real = property(lambda self: C.real(self))
+Tracer.imag = property(lambda self: C.imag(self))
 
 
 def _shape_args(args):
@@ -153,5 +158,6 @@ for _name, _fn in {
     "abs": E.abs,
     "round": E.round,
     "reciprocal": E.reciprocal,
+    "conj": C.conj,
 }.items():
     setattr(Tracer, _name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(_fn))

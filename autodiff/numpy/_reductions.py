@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 
 from autodiff import lax
-from autodiff.dtypes import is_bool
+from autodiff.dtypes import is_bool, is_complex
 from autodiff.numpy._core import as_float, astype, canonical_axes, canonical_axis, mirror
 from autodiff.tracing import aval_of
 
@@ -80,7 +80,11 @@ def var(a, /, axis=None, keepdims: bool = False, ddof: int = 0):
     shape = aval_of(a).shape
     axes = canonical_axes(axis, len(shape), "var")
     centered = lax.sub(a, _expand(_mean(a, axes), shape, axes))
-    ss = lax.reduce_sum(lax.square(centered), axes)
+    if is_complex(aval_of(a).dtype):  # |x - mean|^2, real (as MLX and NumPy)
+        sq = lax.add(lax.square(lax.real(centered)), lax.square(lax.imag(centered)))
+    else:
+        sq = lax.square(centered)
+    ss = lax.reduce_sum(sq, axes)
     return _keep(lax.div(ss, float(_count(a, axes) - ddof)), axes, keepdims)
 
 
