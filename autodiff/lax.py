@@ -242,7 +242,8 @@ def dot_general(x, y, dimension_numbers):
 # The typed wrappers of the primitive families in autodiff/ops (imported last: those modules
 # write their rules with the wrappers above).
 from autodiff.control.cond import cond, switch  # noqa: E402, F401
-from autodiff.control.loops import fori_loop, while_loop  # noqa: E402, F401
+from autodiff.control.custom import custom_jvp_call, custom_lin, custom_vjp_call  # noqa: E402, F401
+from autodiff.control.loops import fori_loop, while_, while_loop  # noqa: E402, F401
 from autodiff.control.remat import checkpoint as remat  # noqa: E402, F401
 from autodiff.control.remat import checkpoint_name as name  # noqa: E402, F401
 from autodiff.control.scan import scan  # noqa: E402, F401

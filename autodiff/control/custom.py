@@ -150,9 +150,7 @@ class custom_jvp:
         )
         rule_fun = _Bound(_call_jvp_rule, self.jvp, tuple(nondiff[i] for i in sorted(argnums)))
         rule = _Rule((rule_fun,), tree, out_tree, _closure_pairs(consts))
-        outs = bind(
-            custom_jvp_call_p, *consts, *leaves, call=body, rule=rule, num_consts=len(consts)
-        )
+        outs = custom_jvp_call(body, rule, consts, leaves)
         return tree_unflatten(out_tree, outs)
 
 
@@ -196,9 +194,7 @@ class custom_vjp:
         fwd = _Bound(_call_fwd, self.fwd, tuple(sorted(argnums)), static)
         bwd = _Bound(_call_bwd, self.bwd, static)
         rule = _Rule((fwd, bwd), tree, out_tree, _closure_pairs(consts))
-        outs = bind(
-            custom_vjp_call_p, *consts, *leaves, call=body, rule=rule, num_consts=len(consts)
-        )
+        outs = custom_vjp_call(body, rule, consts, leaves)
         return tree_unflatten(out_tree, outs)
 
 
@@ -224,6 +220,17 @@ def _call_rule(*args, call, rule, num_consts):
 
 custom_jvp_call_p = def_primitive("custom_jvp_call", "control", _call_rule, multiple_results=True)
 custom_vjp_call_p = def_primitive("custom_vjp_call", "control", _call_rule, multiple_results=True)
+
+
+def custom_jvp_call(call, rule: _Rule, consts, args) -> list:
+    """Bind ``custom_jvp_call`` (the typed wrapper; users write ``@ad.custom_jvp``)."""
+    return bind(custom_jvp_call_p, *consts, *args, call=call, rule=rule, num_consts=len(consts))
+
+
+def custom_vjp_call(call, rule: _Rule, consts, args) -> list:
+    """Bind ``custom_vjp_call`` (the typed wrapper; users write ``@ad.custom_vjp``)."""
+    return bind(custom_vjp_call_p, *consts, *args, call=call, rule=rule, num_consts=len(consts))
+
 
 for _p in (custom_jvp_call_p, custom_vjp_call_p):
     impls[_p] = lambda *args, call, rule, num_consts: interpret(call, *args)
@@ -282,17 +289,7 @@ def _custom_vjp_jvp(primals, tangents, call, rule, num_consts):
     res_leaves, res_tree = tree_flatten(res)
     ts = [instantiate(t) for t in tangents[num_consts:]]
     lin = _Rule((rule.funs[1],), (rule.in_tree, res_tree), rule.out_tree, rule.closure)
-    t_outs = bind(
-        custom_lin_p,
-        *consts,
-        *res_leaves,
-        *ts,
-        rule=lin,
-        num_consts=num_consts,
-        num_res=len(res_leaves),
-        out_avals=tuple(aval_of(o) for o in outs),
-    )
-    return outs, t_outs
+    return outs, custom_lin(lin, consts, res_leaves, ts, [aval_of(o) for o in outs])
 
 
 jvp_rules[custom_vjp_call_p] = _custom_vjp_jvp
@@ -301,6 +298,21 @@ jvp_rules[custom_vjp_call_p] = _custom_vjp_jvp
 custom_lin_p = def_primitive(
     "custom_lin", "control", lambda *a, rule, num_consts, num_res, out_avals: list(out_avals), True
 )
+
+
+def custom_lin(rule: _Rule, consts, residuals, tangents, out_avals) -> list:
+    """Bind ``custom_lin`` (the typed wrapper): the tangents of a custom_vjp function's
+    outputs, computed (in reverse mode only) by its ``bwd``."""
+    return bind(
+        custom_lin_p,
+        *consts,
+        *residuals,
+        *tangents,
+        rule=rule,
+        num_consts=len(consts),
+        num_res=len(residuals),
+        out_avals=tuple(out_avals),
+    )
 
 
 def _custom_lin_transpose(cts, *args, rule, num_consts, num_res, out_avals):

@@ -61,6 +61,12 @@ def _while_rule(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
 while_p = def_primitive("while", "control", _while_rule, multiple_results=True)
 
 
+def while_(cond: ClosedJaxpr, body: ClosedJaxpr, cc, bc, init) -> list:
+    """Bind ``while`` (the typed wrapper): predicate and body jaxprs (their consts become
+    operands), the predicate's and body's extra operands, and the initial carry."""
+    return _bind_while(cond, body, cc, bc, init)
+
+
 def _bind_while(cond: ClosedJaxpr, body: ClosedJaxpr, cc, bc, init) -> list:
     cond, cc0 = opened(cond)
     body, bc0 = opened(body)
