@@ -31,6 +31,15 @@ from autodiff.numpy._creation import (
     zeros,
     zeros_like,
 )
+from autodiff.numpy._cumulative import (
+    cummax,
+    cummin,
+    cumprod,
+    cumsum,
+    cumulative_prod,
+    cumulative_sum,
+    logcumsumexp,
+)
 from autodiff.numpy._elementwise import (
     abs,
     add,
@@ -99,7 +108,6 @@ from autodiff.numpy._reductions import (
     any,
     argmax,
     argmin,
-    cumsum,
     logsumexp,
     max,
     mean,

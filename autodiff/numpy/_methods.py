@@ -10,6 +10,7 @@ from autodiff import primitives as P
 from autodiff.dtypes import is_bool, is_float
 from autodiff.ir import Literal, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
+from autodiff.numpy import _cumulative as C
 from autodiff.numpy import _elementwise as E
 from autodiff.numpy import _indexing as I
 from autodiff.numpy import _linalg as L
@@ -133,7 +134,11 @@ for _name, _fn in {
     "any": R.any,
     "argmax": R.argmax,
     "argmin": R.argmin,
-    "cumsum": R.cumsum,
+    "cumsum": C.cumsum,
+    "cumprod": C.cumprod,
+    "cummax": C.cummax,
+    "cummin": C.cummin,
+    "logcumsumexp": C.logcumsumexp,
     "logsumexp": R.logsumexp,
     "squeeze": S.squeeze,
     "flatten": S.flatten,

@@ -1,4 +1,4 @@
-"""Reductions and scans: sum, mean, var, max, argmax, cumsum, logsumexp, softmax, ..."""
+"""Reductions: sum, mean, var, max, argmax, logsumexp, softmax, ... (scans: _cumulative.py)"""
 
 from __future__ import annotations
 
@@ -106,18 +106,6 @@ def _arg_reduction(mx_fn, lax_fn):
 
 
 argmax, argmin = _arg_reduction(mx.argmax, lax.argmax), _arg_reduction(mx.argmin, lax.argmin)
-
-
-@mirror(mx.cumsum)
-def cumsum(a, /, axis: int | None = None, *, reverse: bool = False, inclusive: bool = True):
-    """Cumulative sum along ``axis`` (flattened if None), as ``mx.cumsum``."""
-    if is_bool(aval_of(a).dtype):
-        a = astype(a, "int32")
-    if axis is None:
-        a, axis = lax.reshape(a, (aval_of(a).size,)), 0
-    ax = canonical_axis(axis, len(aval_of(a).shape), "cumsum")
-    out = lax.cumsum(a, ax, reverse)
-    return out if inclusive else lax.sub(out, a)
 
 
 def _stable_max(a, axes):
