@@ -242,4 +242,6 @@ def dot_general(x, y, dimension_numbers):
 # The typed wrappers of the primitive families in autodiff/ops (imported last: those modules
 # write their rules with the wrappers above).
 from autodiff.ops.cumulative import cummax, cummin, cumprod, logcumsumexp  # noqa: E402, F401
+from autodiff.ops.partition import argpartition, partition, topk  # noqa: E402, F401
+from autodiff.ops.searchsorted import searchsorted  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401

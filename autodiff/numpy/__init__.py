@@ -108,10 +108,12 @@ from autodiff.numpy._reductions import (
     any,
     argmax,
     argmin,
+    count_nonzero,
     logsumexp,
     max,
     mean,
     min,
+    minmax,
     prod,
     softmax,
     std,
@@ -138,7 +140,16 @@ from autodiff.numpy._shape import (
     tril,
     triu,
 )
-from autodiff.numpy._sorting import argsort, sort
+from autodiff.numpy._sorting import (
+    argpartition,
+    argsort,
+    median,
+    partition,
+    searchsorted,
+    sort,
+    topk,
+    unique,
+)
 
 bool_, int8, int16, int32, int64 = _mx.bool_, _mx.int8, _mx.int16, _mx.int32, _mx.int64
 uint8, uint16, uint32, uint64 = _mx.uint8, _mx.uint16, _mx.uint32, _mx.uint64

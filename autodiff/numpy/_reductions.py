@@ -133,3 +133,19 @@ def softmax(a, /, axis=None, *, precise: bool = False):
     axes = canonical_axes(axis, len(shape), "softmax")
     e = lax.exp(lax.sub(a, _expand(_stable_max(a, axes), shape, axes)))
     return lax.div(e, _expand(lax.reduce_sum(e, axes), shape, axes))
+
+
+@mirror(mx.count_nonzero)
+def count_nonzero(a, /, *, axis=None, keepdims: bool = False):
+    """The number of nonzero elements over ``axis`` (all axes by default) as int32, as
+    ``mx.count_nonzero``."""
+    axes = canonical_axes(axis, len(aval_of(a).shape), "count_nonzero")
+    nonzero = astype(lax.ne(a, 0) if not is_bool(aval_of(a).dtype) else a, "int32")
+    return _keep(lax.reduce_sum(nonzero, axes), axes, keepdims)
+
+
+@mirror(mx.minmax)
+def minmax(a, /, axis=None, keepdims: bool = False):
+    """``(min, max)`` over ``axis`` (all axes by default), as ``mx.minmax``; each has the
+    derivative of :func:`min`/:func:`max` (ties share it equally)."""
+    return min.traced(a, axis, keepdims), max.traced(a, axis, keepdims)
