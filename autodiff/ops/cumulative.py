@@ -157,7 +157,8 @@ def _logaddexp_combine(a, b):
     # log(e^x + e^y) = c + log(ex + ey) with c = max(x, y), ex = e^(x-c), ey = e^(y-c) <= 1,
     # and the tangent weights ex/s, ey/s are at most 1: nothing overflows. Where both are
     # -inf, c is replaced by 0 so that nothing is nan: the value is -inf, and the weights are
-    # 1/2 each, the limit of equal finite operands (as max_ splits a tie).
+    # 1/2 each, the limit of equal finite operands (as max_ splits a tie). Every derivative
+    # of this (to any order) is finite.
     (x, dx), (y, dy) = a, b
     shape, dtype = aval_of(x).shape, aval_of(x).dtype
     c = L.max_(x, y)
@@ -169,7 +170,9 @@ def _logaddexp_combine(a, b):
     half = L.full(shape, 0.5, dtype)
     wx = L.select(empty, half, L.div(ex, safe_s))
     wy = L.select(empty, half, L.div(ey, safe_s))
-    return [L.add(c, L.log(s)), L.add(L.mul(dx, wx), L.mul(dy, wy))]
+    # log(safe_s), not log(s): log(0)'s derivative would be nan, and so every later one
+    value = L.select(empty, L.full(shape, float("-inf"), dtype), L.add(c, L.log(safe_s)))
+    return [value, L.add(L.mul(dx, wx), L.mul(dy, wy))]
 
 
 def _scan_jvp(prim, combine):
