@@ -35,7 +35,7 @@ ROWS = [
         lambda x: _sides(anp.take_along_axis(x, anp.argpartition(x, 2, axis=-1), -1), 2),
         (A(),),
         shapes=WIDE,
-        mx_grad=False,  # MLX's take_along_axis VJP (see the take_along_axis row)
+        mx_grad=False,  # mx.grad: "[gather_axis] Cannot calculate VJP with respect to indices"
     ),
     Row(
         "argpartition_indices",
