@@ -101,8 +101,8 @@ def _interleave(a, b, axis: int):
 
 def associative_scan(fn: Callable, elems: list, axis: int, reverse: bool = False) -> list:
     """Inclusive scan of the associative ``fn(a: list, b: list) -> list`` over ``elems`` along
-    ``axis``: the odd/even recursion of ``jax.lax.associative_scan`` (same tree, so the same
-    floating-point results and the same tie splitting), O(n) work in O(log n) depth."""
+    ``axis``: the odd/even recursion of ``jax.lax.associative_scan`` (the same tree, so ties
+    split as in JAX), O(n) work in O(log n) depth."""
     if reverse:
         elems = [rev(e, axis) for e in elems]
 
@@ -220,7 +220,7 @@ impls[logcumsumexp_p] = _np_scan(np.logaddexp)
 
 def identity(prim_name: str, dtype: str):
     """The identity of a scan's operation in ``dtype``: what an exclusive scan starts from."""
-    if prim_name in ("cumsum",):
+    if prim_name == "cumsum":
         return False if is_bool(dtype) else 0
     if prim_name == "cumprod":
         return True if is_bool(dtype) else 1
