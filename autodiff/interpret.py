@@ -155,7 +155,7 @@ def _pad(x, padval, padding_config):
     shape = [lo + hi + d + max(0, d - 1) * i for d, (lo, hi, i) in zip(x.shape, padding_config)]
     out = np.full(shape, padval, dtype=x.dtype)
     idx = tuple(
-        slice(lo, lo + max(0, d - 1) * (i + 1) + 1, i + 1)
+        slice(lo, lo + (d - 1) * (i + 1) + 1 if d else lo, i + 1)
         for d, (lo, _, i) in zip(x.shape, padding_config)
     )
     out[idx] = x

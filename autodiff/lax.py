@@ -249,5 +249,8 @@ from autodiff.control.remat import checkpoint_name as name  # noqa: E402, F401
 from autodiff.control.scan import scan  # noqa: E402, F401
 from autodiff.ops.complex import conj, imag, real  # noqa: E402, F401
 from autodiff.ops.conv import conv_general  # noqa: E402, F401
+from autodiff.ops.cumulative import cummax, cummin, cumprod, logcumsumexp  # noqa: E402, F401
 from autodiff.ops.fft import fft  # noqa: E402, F401
+from autodiff.ops.partition import argpartition, partition, topk  # noqa: E402, F401
+from autodiff.ops.searchsorted import searchsorted  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401

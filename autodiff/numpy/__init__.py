@@ -45,6 +45,15 @@ from autodiff.numpy._creation import (
     zeros,
     zeros_like,
 )
+from autodiff.numpy._cumulative import (
+    cummax,
+    cummin,
+    cumprod,
+    cumsum,
+    cumulative_prod,
+    cumulative_sum,
+    logcumsumexp,
+)
 from autodiff.numpy._elementwise import (
     abs,
     add,
@@ -113,11 +122,12 @@ from autodiff.numpy._reductions import (
     any,
     argmax,
     argmin,
-    cumsum,
+    count_nonzero,
     logsumexp,
     max,
     mean,
     min,
+    minmax,
     prod,
     softmax,
     std,
@@ -144,7 +154,16 @@ from autodiff.numpy._shape import (
     tril,
     triu,
 )
-from autodiff.numpy._sorting import argsort, sort
+from autodiff.numpy._sorting import (
+    argpartition,
+    argsort,
+    median,
+    partition,
+    searchsorted,
+    sort,
+    topk,
+    unique,
+)
 
 bool_, int8, int16, int32, int64 = _mx.bool_, _mx.int8, _mx.int16, _mx.int32, _mx.int64
 uint8, uint16, uint32, uint64 = _mx.uint8, _mx.uint16, _mx.uint32, _mx.uint64

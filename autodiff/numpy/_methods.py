@@ -10,7 +10,8 @@ from autodiff import primitives as P
 from autodiff.dtypes import is_bool, is_complex, is_float
 from autodiff.ir import Literal, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
-from autodiff.numpy import _complex as C
+from autodiff.numpy import _complex as CX
+from autodiff.numpy import _cumulative as C
 from autodiff.numpy import _elementwise as E
 from autodiff.numpy import _indexing as I
 from autodiff.numpy import _linalg as L
@@ -115,8 +116,8 @@ Tracer.itemsize = property(lambda self: self.dtype.size)
 Tracer.nbytes = property(lambda self: self.dtype.size * self.aval.size)
 Tracer.T = property(lambda self: S.transpose(self))
 Tracer.at = property(lambda self: I._AtIndexer(self))
-Tracer.real = property(lambda self: C.real(self))
-Tracer.imag = property(lambda self: C.imag(self))
+Tracer.real = property(lambda self: CX.real(self))
+Tracer.imag = property(lambda self: CX.imag(self))
 
 
 def _shape_args(args):
@@ -138,7 +139,11 @@ for _name, _fn in {
     "any": R.any,
     "argmax": R.argmax,
     "argmin": R.argmin,
-    "cumsum": R.cumsum,
+    "cumsum": C.cumsum,
+    "cumprod": C.cumprod,
+    "cummax": C.cummax,
+    "cummin": C.cummin,
+    "logcumsumexp": C.logcumsumexp,
     "logsumexp": R.logsumexp,
     "squeeze": S.squeeze,
     "flatten": S.flatten,
@@ -158,6 +163,6 @@ for _name, _fn in {
     "abs": E.abs,
     "round": E.round,
     "reciprocal": E.reciprocal,
-    "conj": C.conj,
+    "conj": CX.conj,
 }.items():
     setattr(Tracer, _name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(_fn))
