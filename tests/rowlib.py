@@ -50,6 +50,7 @@ class Row:
     mx_order: int = 2  # 1: MLX lacks a second-order rule here
     mx_vmap: bool = True  # compare with mx.vmap
     order: int = 2
+    modes: tuple = ("fwd", "rev")  # ("fwd",): no reverse mode (an unbounded while_loop)
     fd: bool = True  # check against finite differences (not for stop_gradient)
     rtol: float = 1e-5  # float64 finite-difference checks
     interp_rtol: float = 2e-4  # interpreter (float64) vs MLX; looser where the row uses float16
