@@ -1,0 +1,135 @@
+"""Quantized arrays and products: quantize, dequantize, quantized_matmul, gather_mm, gather_qmm
+(the primitives of ``autodiff/ops/quantized.py``, ``quantized_matmul.py`` and ``gather_mm.py``).
+
+Under autodiff's transforms the packed weights are integers and carry no derivative; what is
+differentiable and how is in each function's docstring and in ``autodiff/ops/quantized.py``.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+
+from autodiff import lax
+from autodiff.dtypes import dtype_name, is_float, is_int
+from autodiff.numpy._core import astype, broadcast_shapes, mirror, result_type
+from autodiff.ops import quantized_format as F
+from autodiff.tracing import aval_of
+
+
+def _params(mode, group_size, bits, fn):
+    return F.params(mode, group_size, bits, fn)
+
+
+def _check_global_scale(global_scale, mode, fn):
+    if global_scale is None:
+        return ()
+    if mode != "nvfp4":
+        raise ValueError(f"[{fn}] global_scale is only supported in 'nvfp4' mode")
+    a = aval_of(global_scale)
+    if a.size != 1 or a.dtype != "float32":
+        raise ValueError(f"[{fn}] global_scale must be one float32 value, got {a.str_short()}")
+    return (global_scale,)
+
+
+def _affine_scales(fn, scales, biases, mode):
+    """Scales and biases in their common float dtype (affine), or the uint8 scales."""
+    if mode != "affine":
+        if biases is not None:
+            raise ValueError(f"[{fn}] biases must be None in '{mode}' mode")
+        return scales, ()
+    if biases is None:
+        raise ValueError(f"[{fn}] biases must be provided for affine quantization")
+    dtype = result_type(scales, biases)
+    if not is_float(dtype):
+        raise ValueError(f"[{fn}] scales and biases must be floats, got {dtype}")
+    return astype(scales, dtype), (astype(biases, dtype),)
+
+
+@mirror(mx.quantize)
+def quantize(w, /, group_size: int | None = None, bits: int | None = None, mode: str = "affine",
+             *, global_scale=None):  # fmt: skip
+    """Quantize ``w`` along its last axis, as ``mx.quantize``: ``(w_q, scales, biases)`` in
+    affine mode, ``(w_q, scales)`` in the fp modes, in MLX's packed format.
+
+    Under autodiff's transforms ``w_q`` (uint32) and the fp modes' uint8 scales have zero
+    derivative (integers); the affine scales and biases are differentiated as the
+    piecewise-linear functions of each group's maximum and minimum that MLX's formula
+    makes them (as ``mx.grad`` does).
+
+    Example:
+        >>> w_q, scales, biases = anp.quantize(w, group_size=64, bits=4)
+    """
+    gs, b = _params(mode, group_size, bits, "quantize")
+    a = aval_of(w)
+    if not is_float(a.dtype) or len(a.shape) < 2 or a.shape[-1] % gs:
+        raise ValueError(
+            f"[quantize] expects a float array with at least 2 dimensions whose last axis is "
+            f"divisible by group_size={gs}, got {a.str_short()}"
+        )
+    extra = _check_global_scale(global_scale, mode, "quantize")
+    return tuple(lax.quantize(w, *extra, group_size=gs, bits=b, mode=mode))
+
+
+@mirror(mx.dequantize)
+def dequantize(w, /, scales, biases=None, group_size: int | None = None, bits: int | None = None,
+               mode: str = "affine", global_scale=None, dtype=None):  # fmt: skip
+    """The floats that ``w`` (packed by :func:`quantize`) represents, as ``mx.dequantize``.
+
+    Linear in ``scales`` and ``biases`` (affine: ``w = scales * q + biases`` per group) and
+    in nvfp4's ``global_scale``: those are differentiable; ``w`` is integer.
+    """
+    gs, b = _params(mode, group_size, bits, "dequantize")
+    if aval_of(w).dtype != "uint32" or len(aval_of(w).shape) < 2:
+        raise ValueError("[dequantize] the matrix must be uint32 with at least 2 dimensions")
+    scales, rest = _affine_scales("dequantize", scales, biases, mode)
+    extra = _check_global_scale(global_scale, mode, "dequantize")
+    default = aval_of(scales).dtype if mode == "affine" else "bfloat16"
+    out = default if dtype is None else dtype_name(dtype)
+    if not is_float(out):
+        raise ValueError(f"[dequantize] dtype must be a float type, got {out}")
+    return lax.dequantize(w, scales, *rest, *extra, group_size=gs, bits=b, mode=mode, dtype=out)
+
+
+@mirror(mx.quantized_matmul)
+def quantized_matmul(x, w, /, scales, biases=None, transpose: bool = True,
+                     group_size: int | None = None, bits: int | None = None,
+                     mode: str = "affine"):  # fmt: skip
+    """``x @ dequantize(w, scales, biases).T`` (``transpose=False``: without ``.T``) with MLX's
+    quantized kernel, as ``mx.quantized_matmul``.
+
+    Differentiable in ``x`` (the transpose is ``quantized_matmul`` with ``transpose``
+    flipped, so LoRA adapters on a quantized model train) and, in affine mode, in
+    ``scales`` and ``biases``, to any order and under ``vmap``; ``w`` is integer. Batch axes
+    of ``x`` and ``w`` broadcast when both have them.
+
+    Example:
+        >>> w_q, s, b = mx.quantize(w)
+        >>> ad.grad(lambda x: anp.quantized_matmul(x, w_q, s, b).sum())(x)
+    """
+    gs, b = _params(mode, group_size, bits, "quantized_matmul")
+    scales, rest = _affine_scales("quantized_matmul", scales, biases, mode)
+    xa, wa = aval_of(x), aval_of(w)
+    dtype = result_type(x, scales) if mode == "affine" else xa.dtype
+    if not is_float(dtype):
+        raise ValueError(f"[quantized_matmul] x must be floating point, got {xa.str_short()}")
+    if mode == "affine":
+        x, scales, rest = astype(x, dtype), astype(scales, dtype), (astype(rest[0], dtype),)
+    if len(wa.shape) > 2:
+        if len(xa.shape) <= 2:
+            raise ValueError(
+                "[quantized_matmul] a batched w (rank > 2) needs a batched x too (MLX returns an "
+                "unbatched result here): give x the batch axes, e.g. x[None]"
+            )
+        batch = broadcast_shapes(xa.shape[:-2], wa.shape[:-2])
+        x = lax.broadcast_to(x, batch + xa.shape[-2:])
+        w, scales, *rest = (lax.broadcast_to(a, batch + aval_of(a).shape[-2:])
+                            for a in (w, scales, *rest))  # fmt: skip
+    return lax.quantized_matmul(
+        x, w, scales, *rest, transpose=bool(transpose), group_size=gs, bits=b, mode=mode
+    )
+
+
+def _int_indices(idx, fn):
+    if not is_int(aval_of(idx).dtype):
+        raise ValueError(f"[{fn}] indices must be integers, got {aval_of(idx).str_short()}")
+    return idx
