@@ -94,7 +94,13 @@ from autodiff.numpy._elementwise import (
 )
 from autodiff.numpy._indexing import take, take_along_axis
 from autodiff.numpy._linalg import addmm, inner, matmul, outer, tensordot
-from autodiff.numpy._quantized import dequantize, quantize, quantized_matmul
+from autodiff.numpy._quantized import (
+    dequantize,
+    gather_mm,
+    gather_qmm,
+    quantize,
+    quantized_matmul,
+)
 from autodiff.numpy._reductions import (
     all,
     any,

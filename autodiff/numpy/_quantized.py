@@ -12,7 +12,9 @@ import mlx.core as mx
 from autodiff import lax
 from autodiff.dtypes import dtype_name, is_float, is_int
 from autodiff.numpy._core import astype, broadcast_shapes, mirror, result_type
+from autodiff.numpy._linalg import matmul
 from autodiff.ops import quantized_format as F
+from autodiff.ops.gather_mm import default_indices
 from autodiff.tracing import aval_of
 
 
@@ -129,7 +131,99 @@ def quantized_matmul(x, w, /, scales, biases=None, transpose: bool = True,
     )
 
 
-def _int_indices(idx, fn):
-    if not is_int(aval_of(idx).dtype):
-        raise ValueError(f"[{fn}] indices must be integers, got {aval_of(idx).str_short()}")
-    return idx
+def _indices(given, fn):
+    if given is None:
+        return None
+    if not is_int(aval_of(given).dtype):
+        raise ValueError(f"[{fn}] indices must be integers, got {aval_of(given).str_short()}")
+    return given
+
+
+def _broadcast_indices(lhs, rhs, a_shape, b_shape):
+    """Both index arrays, the missing one MLX's default, broadcast to one shape."""
+    shapes = [aval_of(i).shape for i in (lhs, rhs) if i is not None]
+    if lhs is None:
+        shapes.append(tuple(a_shape[:-2]))
+    if rhs is None:
+        shapes.append(tuple(b_shape[:-2]))
+    out = broadcast_shapes(*shapes)
+    lhs = default_indices(a_shape, out) if lhs is None else lax.broadcast_to(lhs, out)
+    rhs = default_indices(b_shape, out) if rhs is None else lax.broadcast_to(rhs, out)
+    return lhs, rhs
+
+
+@mirror(mx.gather_mm)
+def gather_mm(a, b, /, lhs_indices=None, rhs_indices=None, *, sorted_indices: bool = False):
+    """``a[lhs_indices] @ b[rhs_indices]`` over the flattened batch axes of ``a`` and ``b``, with
+    MLX's gathered matmul kernel, as ``mx.gather_mm`` (mixture-of-experts layers).
+
+    Differentiable in ``a`` and ``b`` to any order (bilinear; gradients of gathered matrices
+    are summed where an index repeats) and batchable; the indices are integer constants.
+
+    Example:
+        >>> ad.grad(lambda w: anp.gather_mm(x, w, None, experts).sum())(w)
+    """
+    if lhs_indices is None and rhs_indices is None:
+        return matmul(a, b)
+    a_vec, b_vec = len(aval_of(a).shape) == 1, len(aval_of(b).shape) == 1
+    if not aval_of(a).shape or not aval_of(b).shape:
+        raise ValueError("[gather_mm] inputs must have at least one dimension")
+    dtype = result_type(a, b)
+    if not is_float(dtype):
+        raise ValueError(f"[gather_mm] only floating point types are supported, not {dtype}")
+    a = lax.expand_dims(astype(a, dtype), (0,) if a_vec else ())
+    b = lax.expand_dims(astype(b, dtype), (1,) if b_vec else ())
+    sa, sb = aval_of(a).shape, aval_of(b).shape
+    if sa[-1] != sb[-2]:
+        raise ValueError(f"[gather_mm] last axis of {sa} does not match axis -2 of {sb}")
+    lhs = _indices(lhs_indices, "gather_mm")
+    rhs = _indices(rhs_indices, "gather_mm")
+    lhs, rhs = _broadcast_indices(lhs, rhs, sa, sb)
+    out = lax.gather_mm(a, b, lhs, rhs, sorted_indices=bool(sorted_indices),
+                        lhs_none=lhs_indices is None, rhs_none=rhs_indices is None)  # fmt: skip
+    return _squeeze_vectors(out, a_vec, b_vec)
+
+
+def _squeeze_vectors(out, a_vec, b_vec):
+    n = len(aval_of(out).shape)
+    return lax.squeeze(out, [n - 2] * a_vec + [n - 1] * b_vec)
+
+
+@mirror(mx.gather_qmm)
+def gather_qmm(x, w, /, scales, biases=None, lhs_indices=None, rhs_indices=None,
+               transpose: bool = True, group_size: int | None = None, bits: int | None = None,
+               mode: str = "affine", global_scale=None, *, sorted_indices: bool = False):  # fmt: skip
+    """:func:`quantized_matmul` with matrix-level gather, as ``mx.gather_qmm``:
+    ``x[lhs_indices] @ dequantize(w[rhs_indices]).T`` over the flattened batch axes.
+
+    Differentiable in ``x`` and (affine) in ``scales`` and ``biases``, to any order and under
+    ``vmap``; ``w`` and the indices are integers. ``global_scale`` (GPU-only in MLX) is not
+    supported under autodiff's transforms.
+    """
+    if global_scale is not None:
+        raise NotImplementedError(
+            "[gather_qmm] global_scale is not supported under autodiff's transforms (MLX runs "
+            "it only on the GPU); dequantize w with anp.dequantize(..., global_scale=...) and "
+            "use anp.gather_mm instead"
+        )
+    if lhs_indices is None and rhs_indices is None:
+        return quantized_matmul(x, w, scales, biases, transpose, group_size, bits, mode)
+    gs, b = _params(mode, group_size, bits, "gather_qmm")
+    scales, rest = _affine_scales("gather_qmm", scales, biases, mode)
+    dtype = result_type(x, scales) if mode == "affine" else aval_of(x).dtype
+    if not is_float(dtype):
+        raise ValueError(f"[gather_qmm] x must be floating point, got {aval_of(x).str_short()}")
+    x = astype(x, dtype)
+    if mode == "affine":
+        scales, rest = astype(scales, dtype), (astype(rest[0], dtype),)
+    xs, ws = aval_of(x).shape, aval_of(w).shape
+    if len(xs) < 2:
+        raise ValueError(f"[gather_qmm] x must have at least 2 dimensions, got {xs}")
+    lhs = _indices(lhs_indices, "gather_qmm")
+    rhs = _indices(rhs_indices, "gather_qmm")
+    lhs, rhs = _broadcast_indices(lhs, rhs, xs, ws)
+    return lax.gather_qmm(
+        x, w, scales, *rest, lhs, rhs, transpose=bool(transpose), group_size=gs, bits=b,
+        mode=mode, sorted_indices=bool(sorted_indices), lhs_none=lhs_indices is None,
+        rhs_none=rhs_indices is None,
+    )  # fmt: skip
