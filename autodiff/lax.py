@@ -242,6 +242,8 @@ def dot_general(x, y, dimension_numbers):
 # The typed wrappers of the primitive families in autodiff/ops (imported last: those modules
 # write their rules with the wrappers above).
 from autodiff.ops.gather_mm import gather_mm, gather_qmm  # noqa: E402, F401
+from autodiff.ops.hadamard import hadamard_transform  # noqa: E402, F401
+from autodiff.ops.masked_mm import block_masked_mm, segmented_mm  # noqa: E402, F401
 from autodiff.ops.quantized import dequantize, quantize  # noqa: E402, F401
 from autodiff.ops.quantized_matmul import quantized_matmul  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401

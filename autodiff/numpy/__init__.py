@@ -94,6 +94,7 @@ from autodiff.numpy._elementwise import (
 )
 from autodiff.numpy._indexing import take, take_along_axis
 from autodiff.numpy._linalg import addmm, inner, matmul, outer, tensordot
+from autodiff.numpy._products import block_masked_mm, hadamard_transform, segmented_mm
 from autodiff.numpy._quantized import (
     dequantize,
     gather_mm,
