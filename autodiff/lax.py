@@ -244,6 +244,7 @@ def dot_general(x, y, dimension_numbers):
 from autodiff.ops.gather_mm import gather_mm, gather_qmm  # noqa: E402, F401
 from autodiff.ops.hadamard import hadamard_transform  # noqa: E402, F401
 from autodiff.ops.masked_mm import block_masked_mm, segmented_mm  # noqa: E402, F401
+from autodiff.ops.qqmm import qqmm  # noqa: E402, F401
 from autodiff.ops.quantized import dequantize, quantize  # noqa: E402, F401
 from autodiff.ops.quantized_matmul import quantized_matmul  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401

@@ -99,6 +99,7 @@ from autodiff.numpy._quantized import (
     dequantize,
     gather_mm,
     gather_qmm,
+    qqmm,
     quantize,
     quantized_matmul,
 )

@@ -57,4 +57,19 @@ EXCLUDED: dict[str, str] = {
     "printoptions": "printing settings",
     "get_array_buffer_size": "buffer introspection of concrete arrays",
     "einsum_path": "returns a contraction plan (a string and a list), not an array",
+    # quantized products
+    "gather_qqmm": "MLX 0.32.4 evaluates it only on CUDA GPUs (the CPU raises NYI), so its "
+    "lowering cannot be checked; and, like qqmm (which autodiff.numpy traces, forward only), "
+    "it quantizes its inputs on the fly, so it is piecewise constant with no derivative (MLX's "
+    "VJP is a straight-through estimator). Use anp.gather_mm on dequantized operands instead",
+    # mx.fast: user kernels are opaque to autodiff
+    "fast.metal_kernel": "builds an opaque user Metal kernel: autodiff cannot trace, differentiate "
+    "or batch its source; call it on concrete arrays outside transforms (until custom_vjp "
+    "rules can wrap it)",
+    "fast.cuda_kernel": "builds an opaque user CUDA kernel: autodiff cannot trace, differentiate "
+    "or batch its source; call it on concrete arrays outside transforms (until custom_vjp "
+    "rules can wrap it)",
+    "fast.precompiled_cuda_kernel": "runs an opaque precompiled CUDA kernel: autodiff cannot "
+    "trace, differentiate or batch it; call it on concrete arrays outside transforms (until "
+    "custom_vjp rules can wrap it)",
 }

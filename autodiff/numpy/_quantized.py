@@ -8,6 +8,7 @@ differentiable and how is in each function's docstring and in ``autodiff/ops/qua
 from __future__ import annotations
 
 import mlx.core as mx
+import numpy as np
 
 from autodiff import lax
 from autodiff.dtypes import dtype_name, is_float, is_int
@@ -227,3 +228,34 @@ def gather_qmm(x, w, /, scales, biases=None, lhs_indices=None, rhs_indices=None,
         mode=mode, sorted_indices=bool(sorted_indices), lhs_none=lhs_indices is None,
         rhs_none=rhs_indices is None,
     )  # fmt: skip
+
+
+@mirror(mx.qqmm)
+def qqmm(x, w, scales=None, group_size: int | None = None, bits: int | None = None,
+         mode: str = "nvfp4", global_scale_x=None, global_scale_w=None):  # fmt: skip
+    """``quantize(x) @ quantize(w).T`` with MLX's kernel, as ``mx.qqmm`` (``w`` may come packed,
+    with its ``scales``).
+
+    Traceable, batchable and jit-able, but not differentiable: the on-the-fly quantization
+    makes it piecewise constant (see ``autodiff/ops/qqmm.py``); differentiating raises
+    NotImplementedError with what to do instead.
+    """
+    if mode == "affine":
+        raise ValueError("[qqmm] only the fp modes (nvfp4, mxfp8, mxfp4) are supported")
+    gs, b = _params(mode, group_size, bits, "qqmm")
+    quantized = aval_of(w).dtype == "uint32"
+    if quantized != (scales is not None):
+        raise ValueError("[qqmm] scales must be given exactly when w is quantized (uint32)")
+    if (global_scale_x is None) != (global_scale_w is None):
+        raise ValueError("[qqmm] give both global_scale_x and global_scale_w, or neither")
+    extra = _check_global_scale(global_scale_x, mode, "qqmm")
+    extra += _check_global_scale(global_scale_w, mode, "qqmm")
+    xs = aval_of(x).shape
+    if len(xs) == 1:
+        x = lax.reshape(x, (1,) + xs)
+    elif len(xs) > 2:
+        x = lax.reshape(x, (int(np.prod(xs[:-1])), xs[-1]))
+    out = lax.qqmm(x, w, *([scales] if quantized else []), *extra, group_size=gs, bits=b,
+                   mode=mode, quantized=quantized)  # fmt: skip
+    n = aval_of(out).shape[-1]
+    return lax.reshape(out, xs[:-1] + (n,))
