@@ -15,7 +15,10 @@ import math as _math
 
 import mlx.core as _mx
 
-from autodiff.numpy import _methods  # noqa: F401  (installs the mx.array surface on tracers)
+from autodiff.numpy import (
+    _methods,  # noqa: F401  (installs the mx.array surface on tracers)
+    fast,  # noqa: F401  (anp.fast: mx.fast's operations as composites)
+)
 from autodiff.numpy._creation import (
     arange,
     array,

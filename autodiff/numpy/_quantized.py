@@ -70,7 +70,7 @@ def quantize(w, /, group_size: int | None = None, bits: int | None = None, mode:
             f"divisible by group_size={gs}, got {a.str_short()}"
         )
     extra = _check_global_scale(global_scale, mode, "quantize")
-    return tuple(lax.quantize(w, *extra, group_size=gs, bits=b, mode=mode))
+    return list(lax.quantize(w, *extra, group_size=gs, bits=b, mode=mode))
 
 
 @mirror(mx.dequantize)
