@@ -74,8 +74,10 @@ def _attention(params, x):
     """A pre-norm attention block written with mx.fast (as mlx-lm's models are)."""
     b, t, d = x.shape
     h = mx.fast.rms_norm(x, params["norm"], 1e-5)
-    q, k, v = (mx.transpose(mx.reshape(h @ params[n], (b, t, 2, d // 2)), (0, 2, 1, 3))
-               for n in ("wq", "wk", "wv"))  # fmt: skip
+    q, k, v = (
+        mx.transpose(mx.reshape(h @ params[n], (b, t, 2, d // 2)), (0, 2, 1, 3))
+        for n in ("wq", "wk", "wv")
+    )
     q = mx.fast.rope(q, d // 2, traditional=False, base=10000.0, scale=1.0, offset=0)
     k = mx.fast.rope(k, d // 2, traditional=False, base=10000.0, scale=1.0, offset=0)
     o = mx.fast.scaled_dot_product_attention(q, k, v, scale=0.5, mask="causal")
@@ -130,10 +132,14 @@ def test_half_precision_follows_mlx():
 def test_argument_errors_are_mlx_like():
     x = mx.random.normal((2, 3, 8))
     with pytest.raises(ValueError, match="Exactly one of base and freqs"):
-        ad.grad(lambda x: anp.fast.rope(x, 8, traditional=False, base=None, scale=1.0,
-                                        offset=0).sum())(x)  # fmt: skip
+        ad.grad(
+            lambda x: anp.fast.rope(x, 8, traditional=False, base=None, scale=1.0, offset=0).sum()
+        )(x)
     with pytest.raises(ValueError, match="Invalid mask"):
-        ad.grad(lambda x: anp.fast.scaled_dot_product_attention(x[None], x[None], x[None],
-                                                                scale=1.0, mask="full").sum())(x)  # fmt: skip
+        ad.grad(
+            lambda x: anp.fast.scaled_dot_product_attention(
+                x[None], x[None], x[None], scale=1.0, mask="full"
+            ).sum()
+        )(x)
     with pytest.raises(ValueError, match="weight must have shape"):
         ad.grad(lambda x: anp.fast.rms_norm(x, mx.ones(3), 1e-5).sum())(x)

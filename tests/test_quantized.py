@@ -38,8 +38,9 @@ def test_formats_reproduce_mlx_exactly(mode, group_size, bits):
         np.testing.assert_allclose(o, np.array(t).astype(np.float64), rtol=1e-6)
     # the traced dequantize (lowered to MLX and interpreted) reads MLX's packing
     rest = theirs[1:] if mode == "affine" else [theirs[1], None]
-    f = lambda q: anp.dequantize(q, *rest, group_size=group_size, bits=bits, mode=mode,
-                                 dtype=mx.float32)  # fmt: skip
+    f = lambda q: anp.dequantize(
+        q, *rest, group_size=group_size, bits=bits, mode=mode, dtype=mx.float32
+    )
     closed = ad.make_jaxpr(f)(theirs[0])
     expected = np.array(f(theirs[0]))
     np.testing.assert_allclose(interpret(closed, theirs[0])[0], expected, rtol=1e-6, atol=1e-6)
@@ -149,8 +150,12 @@ def test_not_differentiable_and_unsupported_say_why():
     with pytest.raises(NotImplementedError, match="piecewise constant"):
         ad.grad(lambda x: anp.qqmm(x, wq, s, mode="mxfp8").sum())(x)
     _close(ad.jit(lambda x: anp.qqmm(x, wq, s, mode="mxfp8"))(x), mx.qqmm(x, wq, s, mode="mxfp8"))
-    for name in ("gather_qqmm", "fast.metal_kernel", "fast.cuda_kernel",
-                 "fast.precompiled_cuda_kernel"):  # fmt: skip
+    for name in (
+        "gather_qqmm",
+        "fast.metal_kernel",
+        "fast.cuda_kernel",
+        "fast.precompiled_cuda_kernel",
+    ):
         assert EXCLUDED[name]
     wq3, s3, b3 = mx.quantize(mx.random.normal((2, 4, 64)), group_size=32)
     with pytest.raises(ValueError, match="batched w"):
@@ -159,7 +164,7 @@ def test_not_differentiable_and_unsupported_say_why():
         ad.grad(
             lambda x: anp.gather_qmm(
                 x, wq3, s3, b3, rhs_indices=mx.array([1]), group_size=32, global_scale=mx.array(1.0)
-            ).sum()  # fmt: skip
+            ).sum()
         )(x)
 
 

@@ -49,8 +49,15 @@ def _affine_scales(fn, scales, biases, mode):
 
 
 @mirror(mx.quantize)
-def quantize(w, /, group_size: int | None = None, bits: int | None = None, mode: str = "affine",
-             *, global_scale=None):  # fmt: skip
+def quantize(
+    w,
+    /,
+    group_size: int | None = None,
+    bits: int | None = None,
+    mode: str = "affine",
+    *,
+    global_scale=None,
+):
     """Quantize ``w`` along its last axis, as ``mx.quantize``: ``(w_q, scales, biases)`` in
     affine mode, ``(w_q, scales)`` in the fp modes, in MLX's packed format.
 
@@ -74,8 +81,17 @@ def quantize(w, /, group_size: int | None = None, bits: int | None = None, mode:
 
 
 @mirror(mx.dequantize)
-def dequantize(w, /, scales, biases=None, group_size: int | None = None, bits: int | None = None,
-               mode: str = "affine", global_scale=None, dtype=None):  # fmt: skip
+def dequantize(
+    w,
+    /,
+    scales,
+    biases=None,
+    group_size: int | None = None,
+    bits: int | None = None,
+    mode: str = "affine",
+    global_scale=None,
+    dtype=None,
+):
     """The floats that ``w`` (packed by :func:`quantize`) represents, as ``mx.dequantize``.
 
     Linear in ``scales`` and ``biases`` (affine: ``w = scales * q + biases`` per group) and
@@ -94,9 +110,17 @@ def dequantize(w, /, scales, biases=None, group_size: int | None = None, bits: i
 
 
 @mirror(mx.quantized_matmul)
-def quantized_matmul(x, w, /, scales, biases=None, transpose: bool = True,
-                     group_size: int | None = None, bits: int | None = None,
-                     mode: str = "affine"):  # fmt: skip
+def quantized_matmul(
+    x,
+    w,
+    /,
+    scales,
+    biases=None,
+    transpose: bool = True,
+    group_size: int | None = None,
+    bits: int | None = None,
+    mode: str = "affine",
+):
     """``x @ dequantize(w, scales, biases).T`` (``transpose=False``: without ``.T``) with MLX's
     quantized kernel, as ``mx.quantized_matmul``.
 
@@ -125,8 +149,9 @@ def quantized_matmul(x, w, /, scales, biases=None, transpose: bool = True,
             )
         batch = broadcast_shapes(xa.shape[:-2], wa.shape[:-2])
         x = lax.broadcast_to(x, batch + xa.shape[-2:])
-        w, scales, *rest = (lax.broadcast_to(a, batch + aval_of(a).shape[-2:])
-                            for a in (w, scales, *rest))  # fmt: skip
+        w, scales, *rest = (
+            lax.broadcast_to(a, batch + aval_of(a).shape[-2:]) for a in (w, scales, *rest)
+        )
     return lax.quantized_matmul(
         x, w, scales, *rest, transpose=bool(transpose), group_size=gs, bits=b, mode=mode
     )
@@ -180,8 +205,15 @@ def gather_mm(a, b, /, lhs_indices=None, rhs_indices=None, *, sorted_indices: bo
     lhs = _indices(lhs_indices, "gather_mm")
     rhs = _indices(rhs_indices, "gather_mm")
     lhs, rhs = _broadcast_indices(lhs, rhs, sa, sb)
-    out = lax.gather_mm(a, b, lhs, rhs, sorted_indices=bool(sorted_indices),
-                        lhs_none=lhs_indices is None, rhs_none=rhs_indices is None)  # fmt: skip
+    out = lax.gather_mm(
+        a,
+        b,
+        lhs,
+        rhs,
+        sorted_indices=bool(sorted_indices),
+        lhs_none=lhs_indices is None,
+        rhs_none=rhs_indices is None,
+    )
     return _squeeze_vectors(out, a_vec, b_vec)
 
 
@@ -191,9 +223,22 @@ def _squeeze_vectors(out, a_vec, b_vec):
 
 
 @mirror(mx.gather_qmm)
-def gather_qmm(x, w, /, scales, biases=None, lhs_indices=None, rhs_indices=None,
-               transpose: bool = True, group_size: int | None = None, bits: int | None = None,
-               mode: str = "affine", global_scale=None, *, sorted_indices: bool = False):  # fmt: skip
+def gather_qmm(
+    x,
+    w,
+    /,
+    scales,
+    biases=None,
+    lhs_indices=None,
+    rhs_indices=None,
+    transpose: bool = True,
+    group_size: int | None = None,
+    bits: int | None = None,
+    mode: str = "affine",
+    global_scale=None,
+    *,
+    sorted_indices: bool = False,
+):
     """:func:`quantized_matmul` with matrix-level gather, as ``mx.gather_qmm``:
     ``x[lhs_indices] @ dequantize(w[rhs_indices]).T`` over the flattened batch axes.
 
@@ -224,15 +269,33 @@ def gather_qmm(x, w, /, scales, biases=None, lhs_indices=None, rhs_indices=None,
     rhs = _indices(rhs_indices, "gather_qmm")
     lhs, rhs = _broadcast_indices(lhs, rhs, xs, ws)
     return lax.gather_qmm(
-        x, w, scales, *rest, lhs, rhs, transpose=bool(transpose), group_size=gs, bits=b,
-        mode=mode, sorted_indices=bool(sorted_indices), lhs_none=lhs_indices is None,
+        x,
+        w,
+        scales,
+        *rest,
+        lhs,
+        rhs,
+        transpose=bool(transpose),
+        group_size=gs,
+        bits=b,
+        mode=mode,
+        sorted_indices=bool(sorted_indices),
+        lhs_none=lhs_indices is None,
         rhs_none=rhs_indices is None,
-    )  # fmt: skip
+    )
 
 
 @mirror(mx.qqmm)
-def qqmm(x, w, scales=None, group_size: int | None = None, bits: int | None = None,
-         mode: str = "nvfp4", global_scale_x=None, global_scale_w=None):  # fmt: skip
+def qqmm(
+    x,
+    w,
+    scales=None,
+    group_size: int | None = None,
+    bits: int | None = None,
+    mode: str = "nvfp4",
+    global_scale_x=None,
+    global_scale_w=None,
+):
     """``quantize(x) @ quantize(w).T`` with MLX's kernel, as ``mx.qqmm`` (``w`` may come packed,
     with its ``scales``).
 
@@ -255,7 +318,15 @@ def qqmm(x, w, scales=None, group_size: int | None = None, bits: int | None = No
         x = lax.reshape(x, (1,) + xs)
     elif len(xs) > 2:
         x = lax.reshape(x, (int(np.prod(xs[:-1])), xs[-1]))
-    out = lax.qqmm(x, w, *([scales] if quantized else []), *extra, group_size=gs, bits=b,
-                   mode=mode, quantized=quantized)  # fmt: skip
+    out = lax.qqmm(
+        x,
+        w,
+        *([scales] if quantized else []),
+        *extra,
+        group_size=gs,
+        bits=b,
+        mode=mode,
+        quantized=quantized,
+    )
     n = aval_of(out).shape[-1]
     return lax.reshape(out, xs[:-1] + (n,))

@@ -111,8 +111,7 @@ def _f32(v) -> float:
 
 
 @mirror(mx.fast.rope)
-def rope(a, dims: int, *, traditional: bool, base: float | None, scale: float, offset,
-         freqs=None):  # fmt: skip
+def rope(a, dims: int, *, traditional: bool, base: float | None, scale: float, offset, freqs=None):
     """Rotary positional encoding of the first ``dims`` features, as ``mx.fast.rope``.
 
     ``a`` is ``(B, *, T, D)``; position ``t`` (plus ``offset``: an int, or an integer array
@@ -177,8 +176,9 @@ def _lowest(dtype: str) -> float:
 
 
 @mirror(mx.fast.scaled_dot_product_attention)
-def scaled_dot_product_attention(q, k, v, *, scale: float, mask=None, sinks=None,
-                                 force_fused: bool = False):  # fmt: skip
+def scaled_dot_product_attention(
+    q, k, v, *, scale: float, mask=None, sinks=None, force_fused: bool = False
+):
     """``softmax(scale * q @ k.T + mask) @ v`` per head, as
     ``mx.fast.scaled_dot_product_attention`` (``force_fused`` picks MLX's kernel and has no
     effect on the traced composite).
@@ -284,9 +284,10 @@ def gated_delta_update(q, k, v, gamma, beta, initial_state=None, mask=None):
     qf, kf = (astype(repeat(a, rep, axis=2) if rep > 1 else a, _F32) for a in (q, k))
     vf, gf, bf = astype(v, _F32), astype(gamma, _F32), astype(beta, _F32)
     state = (
-        lax.full((bq, hv, dv, dk), 0.0, _F32) if initial_state is None else
-        astype(initial_state, _F32)
-    )  # fmt: skip
+        lax.full((bq, hv, dv, dk), 0.0, _F32)
+        if initial_state is None
+        else astype(initial_state, _F32)
+    )
     vector_gate = len(_shape(gamma)) == 4
     ys = []
     for i in range(t):

@@ -96,9 +96,15 @@ gather_mm_p = def_primitive("gather_mm", "gather_mm", _gather_mm_rule)
 
 def gather_mm(a, b, lhs, rhs, *, sorted_indices=False, lhs_none=False, rhs_none=False):
     return bind(
-        gather_mm_p, a, b, lhs, rhs,
-        sorted_indices=sorted_indices, lhs_none=lhs_none, rhs_none=rhs_none,
-    )  # fmt: skip
+        gather_mm_p,
+        a,
+        b,
+        lhs,
+        rhs,
+        sorted_indices=sorted_indices,
+        lhs_none=lhs_none,
+        rhs_none=rhs_none,
+    )
 
 
 def _gather_mm_jvp(primals, tangents, **p):
@@ -127,11 +133,25 @@ def _gather_mm_t(ct, a, b, lhs, rhs, sorted_indices, lhs_none, rhs_none):
     out_batch = aval_of(ct).shape[:-2]
     own = default_indices(aval_of(ct).shape, out_batch)
     if is_undefined(a):  # ct @ B[rhs].T, scattered to lhs
-        g = gather_mm(ct, _swap(b), own, rhs, sorted_indices=sorted_indices and lhs_none,
-                      lhs_none=True, rhs_none=rhs_none)  # fmt: skip
+        g = gather_mm(
+            ct,
+            _swap(b),
+            own,
+            rhs,
+            sorted_indices=sorted_indices and lhs_none,
+            lhs_none=True,
+            rhs_none=rhs_none,
+        )
         return [_scatter(g, lhs, a.aval.shape, lhs_none), None, None, None]
-    g = gather_mm(_swap(a), ct, lhs, own, sorted_indices=sorted_indices and rhs_none,
-                  lhs_none=lhs_none, rhs_none=True)  # fmt: skip
+    g = gather_mm(
+        _swap(a),
+        ct,
+        lhs,
+        own,
+        sorted_indices=sorted_indices and rhs_none,
+        lhs_none=lhs_none,
+        rhs_none=True,
+    )
     return [None, _scatter(g, rhs, b.aval.shape, rhs_none), None, None]
 
 
@@ -186,8 +206,7 @@ def _split(args, mode):
     return args[0], args[1], args[2], tuple(args[3:n]), args[n], args[n + 1]
 
 
-def _gather_qmm_rule(*args, transpose, group_size, bits, mode, sorted_indices, lhs_none,
-                     rhs_none):  # fmt: skip
+def _gather_qmm_rule(*args, transpose, group_size, bits, mode, sorted_indices, lhs_none, rhs_none):
     x, w, s, b, lhs, rhs = _split(args, mode)
     check_packed("gather_qmm", w, s, b[0] if b else None, group_size, bits, mode)
     inner, outer = qmm_dims(w, transpose, bits)
@@ -202,13 +221,34 @@ def _gather_qmm_rule(*args, transpose, group_size, bits, mode, sorted_indices, l
 gather_qmm_p = def_primitive("gather_qmm", "gather_mm", _gather_qmm_rule)
 
 
-def gather_qmm(x, w, scales, *rest, transpose, group_size, bits, mode, sorted_indices=False,
-               lhs_none=False, rhs_none=False):  # fmt: skip
+def gather_qmm(
+    x,
+    w,
+    scales,
+    *rest,
+    transpose,
+    group_size,
+    bits,
+    mode,
+    sorted_indices=False,
+    lhs_none=False,
+    rhs_none=False,
+):
     """``rest`` is ``(biases, lhs, rhs)`` in affine mode, ``(lhs, rhs)`` otherwise."""
     return bind(
-        gather_qmm_p, x, w, scales, *rest, transpose=transpose, group_size=group_size,
-        bits=bits, mode=mode, sorted_indices=sorted_indices, lhs_none=lhs_none, rhs_none=rhs_none,
-    )  # fmt: skip
+        gather_qmm_p,
+        x,
+        w,
+        scales,
+        *rest,
+        transpose=transpose,
+        group_size=group_size,
+        bits=bits,
+        mode=mode,
+        sorted_indices=sorted_indices,
+        lhs_none=lhs_none,
+        rhs_none=rhs_none,
+    )
 
 
 def _gather_qmm_jvp(primals, tangents, **p):
@@ -227,8 +267,7 @@ def _gather_qmm_jvp(primals, tangents, **p):
 jvp_rules[gather_qmm_p] = _gather_qmm_jvp
 
 
-def _gather_qmm_t(ct, *args, transpose, group_size, bits, mode, sorted_indices, lhs_none,
-                  rhs_none):  # fmt: skip
+def _gather_qmm_t(ct, *args, transpose, group_size, bits, mode, sorted_indices, lhs_none, rhs_none):
     x, w, s, b, lhs, rhs = _split(args, mode)
     p = dict(group_size=group_size, bits=bits, mode=mode)
     out_batch = aval_of(ct).shape[:-2]
@@ -236,9 +275,19 @@ def _gather_qmm_t(ct, *args, transpose, group_size, bits, mode, sorted_indices, 
     if is_undefined(x):
         if is_undefined(s) or (b and is_undefined(b[0])):
             raise TypeError("gather_qmm of x and scales/biases both linear is not linear")
-        g = gather_qmm(ct, w, s, *b, own, rhs, transpose=not transpose,
-                       sorted_indices=sorted_indices and lhs_none, lhs_none=True,
-                       rhs_none=rhs_none, **p)  # fmt: skip
+        g = gather_qmm(
+            ct,
+            w,
+            s,
+            *b,
+            own,
+            rhs,
+            transpose=not transpose,
+            sorted_indices=sorted_indices and lhs_none,
+            lhs_none=True,
+            rhs_none=rhs_none,
+            **p,
+        )
         return [_scatter(g, lhs, x.aval.shape, lhs_none)] + [None] * (len(args) - 1)
     # d(dequantized w)[e] = sum over i with rhs[i] == e of ct_i.T @ X[lhs_i] (or X[lhs_i].T @ ct_i)
     if transpose:
@@ -246,8 +295,9 @@ def _gather_qmm_t(ct, *args, transpose, group_size, bits, mode, sorted_indices, 
     else:
         dw = gather_mm(_swap(x), ct, lhs, own, rhs_none=True)
     sa = aval_of(s)
-    dw = L.convert(scatter_back(dw, rhs, aval_of(w).shape[:-1] + (aval_of(dw).shape[-1],)),
-                   sa.dtype)  # fmt: skip
+    dw = L.convert(
+        scatter_back(dw, rhs, aval_of(w).shape[:-1] + (aval_of(dw).shape[-1],)), sa.dtype
+    )
     ct_s = group_sums(L.mul(dw, codes(w, sa, group_size, bits)), group_size)
     ct_b = group_sums(dw, group_size) if is_undefined(b[0]) else None
     return [None, None, ct_s if is_undefined(s) else None, ct_b, None, None]
@@ -277,8 +327,9 @@ def _gather_qmm_batch(size, args, dims, **p):
 batch_rules[gather_qmm_p] = _gather_qmm_batch
 
 
-def _gather_qmm_mlx(args, ins, outs, transpose, group_size, bits, mode, sorted_indices,
-                    lhs_none, rhs_none):  # fmt: skip
+def _gather_qmm_mlx(
+    args, ins, outs, transpose, group_size, bits, mode, sorted_indices, lhs_none, rhs_none
+):
     x, w, s, b, lhs, rhs = _split(args, mode)
     lhs, rhs = _index_args((lhs, rhs), lhs_none, rhs_none)
     return (
@@ -293,8 +344,9 @@ lowerings[gather_qmm_p] = _gather_qmm_mlx
 
 def _gather_qmm_np(*args, transpose, group_size, bits, mode, **_):
     x, w, s, b, lhs, rhs = _split(args, mode)
-    return _gather_np(x, dequantized(w, s, b[0] if b else None, group_size, bits, mode, transpose),
-                      lhs, rhs)  # fmt: skip
+    return _gather_np(
+        x, dequantized(w, s, b[0] if b else None, group_size, bits, mode, transpose), lhs, rhs
+    )
 
 
 impls[gather_qmm_p] = _gather_qmm_np

@@ -46,8 +46,10 @@ _SIGNS = {
            -++-++-+-+-+-+--+++-----+--- --++-++++-+-+----+++-----+-- +--++-+-++-+-+----+++-----+-
            ++--++-+-++-+-+----++------+""",
 }
-BASE = {m: np.array([[1.0 if c == "+" else -1.0 for c in row] for row in s.split()])
-        for m, s in _SIGNS.items()}  # fmt: skip
+BASE = {
+    m: np.array([[1.0 if c == "+" else -1.0 for c in row] for row in s.split()])
+    for m, s in _SIGNS.items()
+}
 
 
 def decompose(n: int) -> tuple[int, int]:

@@ -60,8 +60,10 @@ def _bmm_rule(a, b, *masks, block_size, has_out, has_operands):
         if mask is not None and (
             mask.shape != a.shape[:-2] + tiles or mask.dtype not in ("bool", a.dtype)
         ):
-            raise TypeError(f"[block_masked_mm] mask {mask} should be bool or {a.dtype}, "
-                            f"of shape {a.shape[:-2] + tiles}")  # fmt: skip
+            raise TypeError(
+                f"[block_masked_mm] mask {mask} should be bool or {a.dtype}, "
+                f"of shape {a.shape[:-2] + tiles}"
+            )
     if ml is not None and ml.dtype != mr.dtype:
         raise TypeError("[block_masked_mm] operand masks must have one dtype")
     return [a.update(shape=a.shape[:-1] + (n,))]
@@ -86,8 +88,15 @@ def block_masked_mm(a, b, mask_out=None, mask_lhs=None, mask_rhs=None, *, block_
         dt = aval_of(a).dtype
         mask_lhs, mask_rhs = L.convert(mask_lhs, dt), L.convert(mask_rhs, dt)
     masks = [m for m in (mask_out, mask_lhs, mask_rhs) if m is not None]
-    return bind(block_masked_mm_p, a, b, *masks, block_size=block_size,
-                has_out=mask_out is not None, has_operands=mask_lhs is not None)  # fmt: skip
+    return bind(
+        block_masked_mm_p,
+        a,
+        b,
+        *masks,
+        block_size=block_size,
+        has_out=mask_out is not None,
+        has_operands=mask_lhs is not None,
+    )
 
 
 def _bmm_jvp(primals, tangents, **p):
@@ -223,10 +232,12 @@ def segment_masks(segments, k, dtype):
     nd = len(shape)
     idt = aval_of(segments).dtype
     j = L.iota(idt, shape + (k,), nd)
-    start = L.broadcast_in_dim(L.squeeze(L.slice_in_dim(segments, 0, 1, 1, nd), (nd,)),
-                               shape + (k,), range(nd))  # fmt: skip
-    end = L.broadcast_in_dim(L.squeeze(L.slice_in_dim(segments, 1, 2, 1, nd), (nd,)),
-                             shape + (k,), range(nd))  # fmt: skip
+    start = L.broadcast_in_dim(
+        L.squeeze(L.slice_in_dim(segments, 0, 1, 1, nd), (nd,)), shape + (k,), range(nd)
+    )
+    end = L.broadcast_in_dim(
+        L.squeeze(L.slice_in_dim(segments, 1, 2, 1, nd), (nd,)), shape + (k,), range(nd)
+    )
     return L.convert(L.logical_and(L.ge(j, start), L.lt(j, end)), dtype)
 
 
@@ -275,8 +286,7 @@ lowerings[segmented_mm_p] = lambda a, ins, outs: f"mx.segmented_mm({a[0]}, {a[1]
 
 def _seg_np(a, b, segments):
     seg = segments.astype(np.int64).reshape(-1, 2)
-    out = [a[:, s:e] @ b[s:e, :] if e > s else np.zeros((a.shape[0], b.shape[1]))
-           for s, e in seg]  # fmt: skip
+    out = [a[:, s:e] @ b[s:e, :] if e > s else np.zeros((a.shape[0], b.shape[1])) for s, e in seg]
     return np.stack(out).reshape(segments.shape[:-1] + (a.shape[0], b.shape[1]))
 
 

@@ -46,8 +46,9 @@ qqmm_p = def_primitive("qqmm", "qqmm", _rule)
 
 def qqmm(x, w, *rest, group_size: int, bits: int, mode: str, quantized: bool):
     """``rest``: ``(scales,)`` when ``w`` is packed, then ``(global_scale_x, global_scale_w)``."""
-    return bind(qqmm_p, x, w, *rest, group_size=group_size, bits=bits, mode=mode,
-                quantized=quantized)  # fmt: skip
+    return bind(
+        qqmm_p, x, w, *rest, group_size=group_size, bits=bits, mode=mode, quantized=quantized
+    )
 
 
 NO_JVP_RULE[qqmm_p] = (

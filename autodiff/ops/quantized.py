@@ -260,8 +260,10 @@ def unrolled(prim, size, args, dims, params):
     """Batch ``prim`` by calling it once per example and stacking the results at axis 0."""
     per = []
     for i in range(size):
-        ex = [a if d is None else L.squeeze(L.slice_in_dim(a, i, i + 1, 1, d), (d,))
-              for a, d in zip(args, dims)]  # fmt: skip
+        ex = [
+            a if d is None else L.squeeze(L.slice_in_dim(a, i, i + 1, 1, d), (d,))
+            for a, d in zip(args, dims)
+        ]
         per.append(bind(prim, *ex, **params))
 
     def stack(xs):

@@ -37,8 +37,9 @@ def qmm_dims(w, transpose, bits):
 
 
 def _qmm_rule(x, w, scales, *biases, transpose, group_size, bits, mode):
-    check_packed("quantized_matmul", w, scales, biases[0] if biases else None, group_size, bits,
-                 mode)  # fmt: skip
+    check_packed(
+        "quantized_matmul", w, scales, biases[0] if biases else None, group_size, bits, mode
+    )
     if not is_float(x.dtype) or (mode == "affine" and scales.dtype != x.dtype):
         raise TypeError(
             f"[quantized_matmul] x must be a float array (of the scales' dtype in affine "
@@ -64,9 +65,16 @@ quantized_matmul_p = def_primitive("quantized_matmul", "quantized", _qmm_rule)
 def quantized_matmul(x, w, scales, *biases, transpose: bool, group_size: int, bits: int, mode: str):
     """``biases`` is ``(biases,)`` in affine mode, ``()`` otherwise."""
     return bind(
-        quantized_matmul_p, x, w, scales, *biases,
-        transpose=transpose, group_size=group_size, bits=bits, mode=mode,
-    )  # fmt: skip
+        quantized_matmul_p,
+        x,
+        w,
+        scales,
+        *biases,
+        transpose=transpose,
+        group_size=group_size,
+        bits=bits,
+        mode=mode,
+    )
 
 
 def _qmm_jvp(primals, tangents, **p):

@@ -65,7 +65,7 @@ ROWS = [
         (
             lambda s: arrays_s((s[0], s[1], 6)),
             lambda s: arrays_s((s[0],), dtype=mx.int32, low=0, high=5),
-        ),  # fmt: skip
+        ),
         shapes=_BT,
         mx_vmap=False,
     ),
@@ -109,7 +109,7 @@ ROWS = [
             _a(2, 3),
             lambda s: arrays_s(s + (2,), low=0.5, high=1.0),
             lambda s: arrays_s(s + (2,), low=0.0, high=1.0),
-        ),  # fmt: skip
+        ),
         shapes=_BT,
         diff=(0, 1, 2, 3, 4),
         mx_vmap=False,
@@ -129,7 +129,7 @@ ROWS = [
             _a(1, 4),
             lambda s: arrays_s(s + (1, 4), low=0.5, high=1.0),
             lambda s: arrays_s((s[0], 1, 3, 4)),
-        ),  # fmt: skip
+        ),
         shapes=st.tuples(st.just(1), st.integers(1, 3)),
         diff=(0, 1, 2),
         mx_vmap=False,

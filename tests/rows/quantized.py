@@ -179,7 +179,7 @@ ROWS = [
         "gather_qmm_rhs_only",
         lambda x: anp.gather_qmm(
             x, WQ_E, WS_E, WB_E, rhs_indices=mx.array([[2], [0]]), group_size=32, bits=4
-        ),  # fmt: skip
+        ),
         (lambda s: arrays_s((2, s[0], K)),),
         shapes=_M,
         mx_jvp=False,
@@ -216,7 +216,7 @@ ROWS = [
         "block_masked_mm_out_mask",
         lambda a, m: anp.block_masked_mm(
             a, a.T, 32, m, mx.array([[True, False]]), mx.array([[True], [True]])
-        ),  # fmt: skip
+        ),
         (lambda s: arrays_s((3, 40)), lambda s: arrays_s((1, 1))),
         shapes=st.just(()),
         diff=(0, 1),
