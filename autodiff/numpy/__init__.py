@@ -15,10 +15,7 @@ import math as _math
 
 import mlx.core as _mx
 
-from autodiff.numpy import (
-    _methods,  # noqa: F401  (installs the mx.array surface on tracers)
-    fast,  # noqa: F401  (anp.fast: mx.fast's operations as composites)
-)
+from autodiff.numpy import _methods  # noqa: F401  (installs the mx.array surface on tracers)
 from autodiff.numpy._creation import (
     arange,
     array,
@@ -148,3 +145,6 @@ bool_, int8, int16, int32, int64 = _mx.bool_, _mx.int8, _mx.int16, _mx.int32, _m
 uint8, uint16, uint32, uint64 = _mx.uint8, _mx.uint16, _mx.uint32, _mx.uint64
 float16, bfloat16, float32, float64 = _mx.float16, _mx.bfloat16, _mx.float32, _mx.float64
 pi, e, inf, nan, newaxis = _math.pi, _math.e, float("inf"), float("nan"), None
+
+# anp.fast: mx.fast's operations as composites (a public submodule, like mx.fast)
+from autodiff.numpy import fast  # noqa: E402, F401
