@@ -3,6 +3,13 @@ provide, each with the reason. ``tests/test_coverage.py`` checks that every publ
 those namespaces is either in ``autodiff.numpy`` or here, so a new MLX release shows what is new.
 """
 
+_OPAQUE_KERNEL = (
+    "an opaque user kernel (Metal/CUDA source or binary): autodiff cannot trace, differentiate "
+    "or batch what it computes, and a custom_vjp around it would still trace its primal; it "
+    "needs a kernel primitive with user-given derivative and batching rules, which autodiff "
+    "does not have. Call it on concrete arrays outside transforms"
+)
+
 EXCLUDED: dict[str, str] = {
     # transforms and compilation: autodiff's own are in `autodiff` (and, with MLX's
     # signatures, in `autodiff.mlx`)
@@ -63,13 +70,7 @@ EXCLUDED: dict[str, str] = {
     "it quantizes its inputs on the fly, so it is piecewise constant with no derivative (MLX's "
     "VJP is a straight-through estimator). Use anp.gather_mm on dequantized operands instead",
     # mx.fast: user kernels are opaque to autodiff
-    "fast.metal_kernel": "builds an opaque user Metal kernel: autodiff cannot trace, differentiate "
-    "or batch its source; call it on concrete arrays outside transforms (until custom_vjp "
-    "rules can wrap it)",
-    "fast.cuda_kernel": "builds an opaque user CUDA kernel: autodiff cannot trace, differentiate "
-    "or batch its source; call it on concrete arrays outside transforms (until custom_vjp "
-    "rules can wrap it)",
-    "fast.precompiled_cuda_kernel": "runs an opaque precompiled CUDA kernel: autodiff cannot "
-    "trace, differentiate or batch it; call it on concrete arrays outside transforms (until "
-    "custom_vjp rules can wrap it)",
+    "fast.metal_kernel": _OPAQUE_KERNEL,
+    "fast.cuda_kernel": _OPAQUE_KERNEL,
+    "fast.precompiled_cuda_kernel": _OPAQUE_KERNEL,
 }
