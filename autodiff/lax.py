@@ -251,6 +251,12 @@ from autodiff.ops.complex import conj, imag, real  # noqa: E402, F401
 from autodiff.ops.conv import conv_general  # noqa: E402, F401
 from autodiff.ops.cumulative import cummax, cummin, cumprod, logcumsumexp  # noqa: E402, F401
 from autodiff.ops.fft import fft  # noqa: E402, F401
+from autodiff.ops.gather_mm import gather_mm, gather_qmm  # noqa: E402, F401
+from autodiff.ops.hadamard import hadamard_transform  # noqa: E402, F401
+from autodiff.ops.masked_mm import block_masked_mm, segmented_mm  # noqa: E402, F401
 from autodiff.ops.partition import argpartition, partition, topk  # noqa: E402, F401
+from autodiff.ops.qqmm import qqmm  # noqa: E402, F401
+from autodiff.ops.quantized import dequantize, quantize  # noqa: E402, F401
+from autodiff.ops.quantized_matmul import quantized_matmul  # noqa: E402, F401
 from autodiff.ops.searchsorted import searchsorted  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401

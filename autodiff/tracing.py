@@ -281,13 +281,25 @@ class Tracer:
 
 # NumPy ufuncs that ndarray's operators call, and the autodiff.numpy function for each.
 _NUMPY_OPERATORS = {
-    "add": "add", "subtract": "subtract", "multiply": "multiply", "true_divide": "divide",
-    "divide": "divide", "floor_divide": "floor_divide", "remainder": "remainder",
-    "power": "power", "matmul": "matmul", "less": "less", "less_equal": "less_equal",
-    "greater": "greater", "greater_equal": "greater_equal", "equal": "equal",
-    "not_equal": "not_equal", "bitwise_and": "logical_and", "bitwise_or": "logical_or",
+    "add": "add",
+    "subtract": "subtract",
+    "multiply": "multiply",
+    "true_divide": "divide",
+    "divide": "divide",
+    "floor_divide": "floor_divide",
+    "remainder": "remainder",
+    "power": "power",
+    "matmul": "matmul",
+    "less": "less",
+    "less_equal": "less_equal",
+    "greater": "greater",
+    "greater_equal": "greater_equal",
+    "equal": "equal",
+    "not_equal": "not_equal",
+    "bitwise_and": "logical_and",
+    "bitwise_or": "logical_or",
     "bitwise_xor": "not_equal",
-}  # fmt: skip
+}
 
 _STATIC_HINT = (
     "Keep it an array (use `autodiff.numpy` ops on it), or, if it does not depend on the "

@@ -117,6 +117,15 @@ from autodiff.numpy._elementwise import (
 )
 from autodiff.numpy._indexing import take, take_along_axis
 from autodiff.numpy._linalg import addmm, inner, matmul, outer, tensordot
+from autodiff.numpy._products import block_masked_mm, hadamard_transform, segmented_mm
+from autodiff.numpy._quantized import (
+    dequantize,
+    gather_mm,
+    gather_qmm,
+    qqmm,
+    quantize,
+    quantized_matmul,
+)
 from autodiff.numpy._reductions import (
     all,
     any,
@@ -170,3 +179,6 @@ uint8, uint16, uint32, uint64 = _mx.uint8, _mx.uint16, _mx.uint32, _mx.uint64
 float16, bfloat16, float32, float64 = _mx.float16, _mx.bfloat16, _mx.float32, _mx.float64
 complex64 = _mx.complex64
 pi, e, inf, nan, newaxis = _math.pi, _math.e, float("inf"), float("nan"), None
+
+# anp.fast: mx.fast's operations as composites (a public submodule, like mx.fast)
+from autodiff.numpy import fast  # noqa: E402, F401
