@@ -47,7 +47,7 @@ def jacfwd(
         >>> J = ad.jacfwd(lambda x: anp.sin(x) * x)(mx.arange(3.0))  # 3 x 3 diagonal
     """
 
-    @functools.wraps(fun)
+    @functools.wraps(fun, updated=())
     def jacfwd_f(*args, **kwargs):
         leaves, in_tree, f_leaves = _of_leaves(fun, args, kwargs, argnums, "jacfwd", holomorphic)
 
@@ -124,7 +124,7 @@ def jacrev(
         >>> J = ad.jacrev(lambda x: anp.sin(x) * x)(mx.arange(3.0))
     """
 
-    @functools.wraps(fun)
+    @functools.wraps(fun, updated=())
     def jacrev_f(*args, **kwargs):
         leaves, in_tree, f_leaves = _of_leaves(fun, args, kwargs, argnums, "jacrev", holomorphic)
 

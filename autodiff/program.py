@@ -60,7 +60,8 @@ class Program:
         mode = config.compile
         self._runs += 1
         if not self.lowered.compilable:  # a driver of control flow: its segments compile
-            return self.lowered.fn
+            fn = self.per_thread.fn = self.lowered.fn
+            return fn
         if mode is True or (mode == "auto" and (self.eager_compile or self._runs > 1)):
             fn = self.per_thread.fn = mx.compile(self.lowered.fn)
             return fn

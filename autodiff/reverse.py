@@ -103,7 +103,7 @@ def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool, holomorp
     name = f"grad_{fun_name(fun)}"
     nums_for: dict[int, tuple[int, ...]] = {}  # argnums checked once per argument count
 
-    @functools.wraps(fun)
+    @functools.wraps(fun, updated=())
     def value_and_grad_f(*args, **kwargs):
         nums = nums_for.get(len(args))
         if nums is None:
@@ -201,7 +201,7 @@ def grad(
     """
     vg = _value_and_grad(fun, argnums, has_aux, allow_int, False, holomorphic)
 
-    @functools.wraps(fun)
+    @functools.wraps(fun, updated=())
     def grad_f(*args, **kwargs):
         (_, aux), g = vg(*args, **kwargs) if has_aux else ((None, None), vg(*args, **kwargs)[1])
         return (g, aux) if has_aux else g

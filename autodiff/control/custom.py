@@ -129,7 +129,7 @@ class custom_jvp:
     def __init__(self, fun, nondiff_argnums=()):
         self.fun, self.nondiff_argnums = fun, tuple(nondiff_argnums)
         self.jvp = None
-        functools.update_wrapper(self, fun)
+        functools.update_wrapper(self, fun, updated=())
 
     def defjvp(self, jvp):
         """Set the rule ``jvp(*nondiff_args, primals, tangents) -> (out, tangent_out)``."""
@@ -173,7 +173,7 @@ class custom_vjp:
     def __init__(self, fun, nondiff_argnums=()):
         self.fun, self.nondiff_argnums = fun, tuple(nondiff_argnums)
         self.fwd = self.bwd = None
-        functools.update_wrapper(self, fun)
+        functools.update_wrapper(self, fun, updated=())
 
     def defvjp(self, fwd, bwd):
         """Set ``fwd(*args) -> (out, residuals)`` and ``bwd(*nondiff_args, residuals, g) ->

@@ -111,7 +111,7 @@ def checkpoint(fun=None, *, policy=None, prevent_cse: bool = True):
         return functools.partial(checkpoint, policy=policy, prevent_cse=prevent_cse)
     policy = policy or nothing_saveable
 
-    @functools.wraps(fun)
+    @functools.wraps(fun, updated=())
     def checkpointed(*args, **kwargs):
         if not is_tracing():
             return fun(*args, **kwargs)
@@ -179,52 +179,63 @@ def _remat_partial_eval(eqn: Eqn, unk):
     kj = known.jaxpr
     n_known = out_unk.count(False)
     residuals = kj.outvars[n_known:]
-    producer = {v: e for e in kj.eqns for v in e.outputs}
-    saved = [r in kj.invars or (r in producer and policy(producer[r])) for r in residuals]
-    # Forward: the known outputs and the saved residuals only (the rest is transient).
+    saved, recompute = _plan(kj, residuals, policy)
+    # Forward: the known outputs and the saved values only (the rest is transient).
     fwd, _ = dce_outputs(
-        Jaxpr(
-            [],
-            kj.invars,
-            kj.eqns,
-            kj.outvars[:n_known] + [r for r, s in zip(residuals, saved) if s],
-        ),
-        [True] * (n_known + saved.count(True)),
+        Jaxpr([], kj.invars, kj.eqns, kj.outvars[:n_known] + saved), [True] * (n_known + len(saved))
     )
     known_ins = [a for a, u in zip(eqn.inputs, unk) if not u]
-    env = dict(zip(kj.invars, known_ins))
-    fwd_eqns, fwd_outs = splice(ClosedJaxpr(fwd, []), [env[v] for v in fwd.invars])
-    known_outs = [v for v, u in zip(eqn.outputs, out_unk) if not u]
+    fwd_eqns, fwd_outs = splice(ClosedJaxpr(fwd, []), known_ins)
     from autodiff.primitives import convert
 
+    known_outs = [v for v, u in zip(eqn.outputs, out_unk) if not u]
     binds = [
         Eqn(convert, [o], Params.make({"new_dtype": v.aval.dtype}), [v])
         for v, o in zip(known_outs, fwd_outs[:n_known])
     ]
-    saved_atoms = fwd_outs[n_known:]
-    # Backward: a remat of (recompute the unsaved residuals from the known inputs, then the
-    # unknown part), reading the saved residuals, the known inputs and the unknown inputs.
-    saved_vars = [Var(r.aval) for r, s in zip(residuals, saved) if s]
-    k_in = [Var(v.aval) for v in kj.invars]
+    # Backward: a remat that recomputes what was not saved (from the saved values and the
+    # known inputs), then runs the unknown part.
+    env = {v: Var(v.aval) for v in saved + kj.invars}
+    rec_eqns = []
+    for e in kj.eqns:
+        if e in recompute:
+            outs = [Var(v.aval) for v in e.outputs]
+            ins = [env[a] if type(a) is Var else a for a in e.inputs]
+            rec_eqns.append(Eqn(e.prim, ins, e.params, outs))
+            env.update(zip(e.outputs, outs))
     u_in = [Var(a.aval) for a, u in zip(eqn.inputs, unk) if u]
-    recompute_outs = [r for r, s in zip(residuals, saved) if not s]
-    rec, _ = dce_outputs(
-        Jaxpr([], kj.invars, kj.eqns, recompute_outs), [True] * len(recompute_outs)
-    )
-    rec_eqns, rec_outs = splice(
-        ClosedJaxpr(rec, []), [dict(zip(kj.invars, k_in))[v] for v in rec.invars]
-    )
-    it_saved, it_rec = iter(saved_vars), iter(rec_outs)
-    res_atoms = [next(it_saved) if s else next(it_rec) for s in saved]
-    un_eqns, un_outs = splice(unknown, res_atoms + u_in)
-    body = Jaxpr([], saved_vars + k_in + u_in, rec_eqns + un_eqns, un_outs)
+    un_eqns, un_outs = splice(unknown, [env[r] for r in residuals] + u_in)
+    body = Jaxpr([], [env[v] for v in saved + kj.invars] + u_in, rec_eqns + un_eqns, un_outs)
     unknown_eqn = Eqn(
         remat_p,
-        list(saved_atoms) + known_ins + [a for a, u in zip(eqn.inputs, unk) if u],
+        list(fwd_outs[n_known:]) + known_ins + [a for a, u in zip(eqn.inputs, unk) if u],
         Params.make({**p, "jaxpr": ClosedJaxpr(body, [])}),
         [v for v, u in zip(eqn.outputs, out_unk) if u],
     )
     return fwd_eqns + binds, [unknown_eqn], out_unk
+
+
+def _plan(kj: Jaxpr, residuals, policy):
+    """Which values the forward pass saves for the backward pass (those ``policy`` allows,
+    among what the residuals are computed from) and which equations the backward pass
+    recomputes (the rest, back to saved values or the region's inputs)."""
+    producer = {v: e for e in kj.eqns for v in e.outputs}
+    inputs = set(kj.invars)
+    saved, recompute, seen = [], set(), set()
+    stack = [r for r in residuals if type(r) is Var]
+    while stack:
+        v = stack.pop()
+        if v in seen or v in inputs:
+            continue
+        seen.add(v)
+        e = producer[v]
+        if policy(e):
+            saved.append(v)
+        elif e not in recompute:
+            recompute.add(e)
+            stack.extend(a for a in e.inputs if type(a) is Var)
+    order = {v: i for i, e in enumerate(kj.eqns) for v in e.outputs}
+    return sorted(saved, key=order.__getitem__), recompute
 
 
 partial_eval_rules[remat_p] = _remat_partial_eval
