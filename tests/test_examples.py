@@ -54,3 +54,15 @@ def test_dp_sgd():
 def test_newton():
     result = load("newton").main(fast=True)
     assert result["final_grad_norm"] < 1e-5 and result["iterations"] <= 8
+
+
+def test_rnn_scan():
+    result = load("rnn_scan").main(fast=True)
+    assert result["grad_diff"] < 1e-4
+    assert result["loss_last"] < result["loss_first"] / 2
+
+
+def test_implicit_diff():
+    result = load("implicit_diff").main(fast=True)
+    assert result["diff_fd"] < 1e-5 and result["diff_unrolled"] < 1e-5
+    assert result["losses"][-1] < result["losses"][0]

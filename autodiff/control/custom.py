@@ -33,6 +33,7 @@ from autodiff.extend import (
     transpose_rules,
 )
 from autodiff.interpret import interpret
+from autodiff.lower_control import host_rules, is_host
 from autodiff.lower_mlx import helpers, lower_jaxpr, ref
 from autodiff.tracing import Tracer, _state, aval_of, is_tracing, substituting
 from autodiff.transforms.vmap import vmap_jaxpr
@@ -232,11 +233,18 @@ def custom_vjp_call(call, rule: _Rule, consts, args) -> list:
     return bind(custom_vjp_call_p, *consts, *args, call=call, rule=rule, num_consts=len(consts))
 
 
+def _lower_call(a, ins, outs, call, rule, num_consts):
+    if any(is_host(e) for e in call.eqns):  # a loop inside: its own driver
+        from autodiff.program import Program
+
+        return f"{ref(Program(call, 'custom'), 'custom')}({', '.join(a)})"
+    return f"{ref(lower_jaxpr(call.jaxpr, 'custom'), 'custom')}.fn({', '.join(a)})"
+
+
 for _p in (custom_jvp_call_p, custom_vjp_call_p):
     impls[_p] = lambda *args, call, rule, num_consts: interpret(call, *args)
-    lowerings[_p] = lambda a, ins, outs, call, rule, num_consts: (
-        f"{ref(lower_jaxpr(call.jaxpr, 'custom'), 'custom')}.fn({', '.join(a)})"
-    )
+    lowerings[_p] = _lower_call
+    host_rules[_p] = lambda eqn: any(is_host(e) for e in eqn.params["call"].eqns)
 
 
 def _check_no_closure_tangents(tangents, num_consts, kind):
