@@ -241,4 +241,6 @@ def dot_general(x, y, dimension_numbers):
 
 # The typed wrappers of the primitive families in autodiff/ops (imported last: those modules
 # write their rules with the wrappers above).
+from autodiff.ops.scatter import scatter, scatter_max, scatter_min, scatter_mul  # noqa: E402, F401
+from autodiff.ops.slicing import dynamic_slice, dynamic_update_slice, rev  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401

@@ -1,0 +1,371 @@
+"""Updates by index, with MLX's semantics: the value of ``x[idx] = y`` (which
+``autodiff/numpy/_inplace.py`` makes in place), ``x.at[idx].set/add/subtract/multiply/divide/
+maximum/minimum(y)`` and ``put_along_axis``.
+
+- The value ``y`` is cast to ``x``'s dtype, its leading unit axes are dropped and it is
+  broadcast to the shape of ``x[idx]``, as MLX does.
+- Ints and step-1 slices (with None and Ellipsis) update one window: a static slice, the
+  operation, and ``dynamic_update_slice``. Anything else (integer arrays, traced indices,
+  strided slices) scatters into the flattened array at the positions ``x[idx]`` reads, so any
+  NumPy index works and the layout of ``y`` is that of ``x[idx]``.
+- Repeated indices: ``set`` keeps the last value, ``add``/``multiply`` apply every update,
+  ``maximum``/``minimum`` take the extreme (MLX's semantics; see ``autodiff/ops/scatter.py``).
+- Out-of-bounds indices are dropped, as MLX drops them (``x[10] = 1`` on 4 elements changes
+  nothing), whether static or traced: a traced index that falls outside goes to a slot past
+  the end, which is cut off. Negative indices count from the end.
+- A boolean mask (``x[mask] = y``, MLX's ``masked_scatter``): the mask covers the leading axes
+  of ``x``; a ``y`` of the trailing shape is written to every selected position, otherwise the
+  rows of ``y`` are written in order to the selected positions (``y[k]`` to the k-th). The
+  mask may be traced (the k-th is found with a cumulative sum); then, unlike in MLX, too few
+  rows is not an error: the last row repeats. ``.at`` takes no masks, as in MLX.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+
+from autodiff import lax
+from autodiff.dtypes import is_bool, is_int
+from autodiff.numpy._core import astype, broadcast_shapes, canonical_axis, mirror
+from autodiff.numpy._indexing import getitem
+from autodiff.tracing import Tracer, as_tracer, aval_of
+
+_SCATTER = {
+    "set": lax.scatter,
+    "add": lax.scatter_add,
+    "mul": lax.scatter_mul,
+    "max": lax.scatter_max,
+    "min": lax.scatter_min,
+}
+_COMBINE = {"add": lax.add, "mul": lax.mul, "max": lax.max_, "min": lax.min_}
+
+
+def _is_int(i) -> bool:
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
+def _expand(ndim: int, idx) -> list:
+    """``idx`` as a list: Ellipsis expanded, full slices appended, None kept."""
+    parts = list(idx) if isinstance(idx, tuple) else [idx]
+    consuming = sum(1 for i in parts if i is not None and i is not Ellipsis)
+    if consuming > ndim:
+        raise IndexError(f"too many indices for an array of dimension {ndim}")
+    if sum(1 for i in parts if i is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    out = []
+    for i in parts:
+        out.extend([slice(None)] * (ndim - consuming) if i is Ellipsis else [i])
+    return out + [slice(None)] * (ndim - sum(1 for i in out if i is not None))
+
+
+def _fit(v, shape, dtype):
+    """``v`` in ``x``'s dtype, its leading unit axes dropped, broadcast to ``shape``."""
+    v = astype(v, dtype)
+    vs = aval_of(v).shape
+    lead = 0
+    while lead < len(vs) and vs[lead] == 1:
+        lead += 1
+    if lead:
+        v = lax.reshape(v, vs[lead:])
+    try:
+        broadcast_shapes(aval_of(v).shape, shape)
+    except ValueError:
+        raise ValueError(
+            f"cannot broadcast an update of shape {vs} to the shape {tuple(shape)}"
+        ) from None
+    return lax.broadcast_to(v, tuple(shape)) if aval_of(v).shape != tuple(shape) else v
+
+
+def update(x, idx, v, mode: str):
+    """``x`` with ``x[idx]`` set to (``mode="set"``) or combined with (``"add"``, ``"mul"``,
+    ``"max"``, ``"min"``) ``v``; a new value, ``x`` is not changed."""
+    mask = _mask(idx)
+    if mask is not None:
+        if mode != "set":
+            raise IndexError(
+                "x.at[...] takes no boolean masks (neither does MLX's); use "
+                "`anp.where(mask, new, x)` or `x[mask] = value`"
+            )
+        return _masked_set(x, mask, v)
+    comps = _expand(len(aval_of(x).shape), idx)
+    if all(c is None or _is_int(c) or (type(c) is slice and c.step in (None, 1)) for c in comps):
+        out = _update_window(x, comps, v, mode)
+    else:
+        out = _update_scattered(x, comps, v, mode)
+    return as_tracer(out)
+
+
+def _update_window(x, comps, v, mode):
+    shape, dtype = aval_of(x).shape, aval_of(x).dtype
+    starts, sizes, view, ax = [], [], [], 0
+    for c in comps:
+        if c is None:
+            view.append(1)
+            continue
+        d = shape[ax]
+        ax += 1
+        if type(c) is slice:
+            s, e, _ = c.indices(d)
+            starts.append(s)
+            sizes.append(max(0, e - s))
+            view.append(sizes[-1])
+        else:
+            k = int(c)
+            if not -d <= k < d:
+                return x  # out of bounds: MLX drops the update
+            starts.append(k % d)
+            sizes.append(1)
+    v = _fit(v, view, dtype)
+    if 0 in sizes:
+        return x
+    v = lax.reshape(v, sizes)
+    if mode != "set":
+        old = lax.slice_(x, starts, [s + n for s, n in zip(starts, sizes)])
+        v = _COMBINE[mode](old, v)
+    if tuple(sizes) == shape:
+        return v
+    return lax.dynamic_update_slice(x, v, starts)
+
+
+def _update_scattered(x, comps, v, mode):
+    shape, dtype = aval_of(x).shape, aval_of(x).dtype
+    pos, dump = _positions(shape, comps)
+    pshape = aval_of(pos).shape
+    v = _fit(v, pshape, dtype)
+    if int(np.prod(pshape)) == 0:
+        return x
+    return _scatter_flat(x, pos, v, mode, dump)
+
+
+def _scatter_flat(x, pos, v, mode, dump):
+    """Scatter ``v`` into the flattened ``x`` at the flat positions ``pos`` (same shape as
+    ``v``; ``x.size`` where an update is dropped if ``dump``)."""
+    shape, dtype, n = aval_of(x).shape, aval_of(x).dtype, aval_of(x).size
+    k = int(np.prod(aval_of(pos).shape))
+    flat = lax.reshape(x, (n,))
+    if dump:  # one more slot, for the updates of out-of-bounds indices; cut off below
+        flat = lax.concatenate([flat, lax.full((1,), 0, dtype)], 0)
+    pos = mx.array(pos.reshape(-1)) if isinstance(pos, np.ndarray) else lax.reshape(pos, (k,))
+    out = _SCATTER[mode](flat, pos, lax.reshape(v, (k,)), 0)
+    if dump:
+        out = lax.slice_in_dim(out, 0, n, 1, 0)
+    return lax.reshape(out, shape)
+
+
+def _positions(shape, comps):
+    """The flat positions ``arange(size).reshape(shape)[idx]``: a NumPy array where the index
+    is concrete, a tracer where it is traced; and whether an index may be out of bounds, its
+    positions then being ``size`` (the axes indexed by arrays get one more row, holding
+    ``size``, which an out-of-range index is redirected to)."""
+    n = int(np.prod(shape))
+    ext, mapped, ax, traced, dump = list(shape), [], 0, False, False
+    for c in comps:
+        if c is None or type(c) is slice:
+            mapped.append(c)
+            ax += c is not None
+            continue
+        d = shape[ax]
+        if _is_int(c):
+            k = int(c)
+            c = k % d if -d <= k < d else np.array(d, np.int32)
+        elif type(c) is Tracer:
+            if not is_int(aval_of(c).dtype):
+                raise IndexError(
+                    f"arrays used as indices must be integers, got {c.aval.str_short()}"
+                )
+            c = lax.convert(c, "int32")
+            c = lax.select(lax.lt(c, 0), lax.add(c, d), c)
+            c = lax.select(lax.logical_and(lax.ge(c, 0), lax.lt(c, d)), c, d)
+            traced = True
+        else:
+            a = np.asarray(c)
+            if a.dtype.kind not in "iu":
+                raise IndexError(
+                    f"arrays used as indices of an update must be integers, got {a.dtype} "
+                    "(a boolean mask works only alone: `x[mask] = value`)"
+                )
+            a = np.where(a < 0, a + d, a)
+            c = np.where((a < 0) | (a >= d), d, a).astype(np.int32)
+        if type(c) is Tracer or (isinstance(c, np.ndarray) and (c == d).any()):
+            ext[ax] = d + 1
+            dump = True
+        mapped.append(c)
+        ax += 1
+    base = np.full(ext, n, np.int32)
+    base[tuple(slice(0, d) for d in shape)] = np.arange(n, dtype=np.int32).reshape(shape)
+    if traced:
+        conv = tuple(mx.array(m) if isinstance(m, np.ndarray) else m for m in mapped)
+        return getitem(mx.array(base), conv), dump
+    return base[tuple(mapped)], dump
+
+
+# ---------------------------------------------------------------------------------------------
+# Boolean masks
+
+
+def _mask(idx):
+    """``idx`` as a boolean mask (mx.array or tracer), or None if it is not one."""
+    if type(idx) is bool:
+        return mx.array(idx)
+    if type(idx) is Tracer:
+        return idx if is_bool(idx.aval.dtype) else None
+    if isinstance(idx, mx.array):
+        return idx if idx.dtype == mx.bool_ else None
+    if isinstance(idx, (np.ndarray, list)):
+        a = np.asarray(idx)
+        return mx.array(a) if a.dtype == np.bool_ else None
+    return None
+
+
+def _masked_set(x, mask, v):
+    shape, dtype = aval_of(x).shape, aval_of(x).dtype
+    mshape = aval_of(mask).shape
+    if len(mshape) > len(shape) or tuple(shape[: len(mshape)]) != mshape:
+        raise ValueError(
+            f"a boolean mask must have the shape of the leading axes of the array, but the "
+            f"mask has shape {mshape} and the array {shape}"
+        )
+    rest = shape[len(mshape) :]
+    v = astype(v, dtype)
+    vs = aval_of(v).shape
+    if len(vs) > len(rest) + 1:
+        raise ValueError(
+            f"the value of a masked update must broadcast to the last {len(rest)} axes of the "
+            f"array, plus one leading axis of rows; got shape {vs}"
+        )
+    selected = lax.broadcast_in_dim(mask, shape, tuple(range(len(mshape))))
+    if len(vs) < len(rest) + 1:  # one value for every selected position
+        return lax.select(selected, _fit(v, shape, dtype), x)
+    rows = vs[0]
+    v = lax.broadcast_to(v, (rows,) + rest)
+    m = int(np.prod(mshape))
+    if type(mask) is Tracer:
+        count = lax.cumsum(lax.convert(lax.reshape(mask, (m,)), "int32"), 0)
+        rank = lax.max_(lax.min_(lax.sub(count, 1), rows - 1), 0)
+    else:
+        flags = np.asarray(mask).reshape(-1)
+        if flags.sum() > rows:
+            raise ValueError(
+                f"a masked update selects {int(flags.sum())} positions, but its value has only "
+                f"{rows} rows"
+            )
+        rank = mx.array(np.maximum(np.cumsum(flags) - 1, 0).astype(np.int32))
+    return lax.select(selected, lax.reshape(lax.take(v, rank, 0), shape), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# x.at[idx]
+
+
+class _AtIndexer:
+    """``x.at[idx].add(y)`` and the rest: functional updates, as ``mx.array.at``.
+
+    ``add``, ``subtract``, ``multiply``, ``divide`` apply every repeated index; ``maximum`` and
+    ``minimum`` take the extreme; ``set`` (JAX's name: MLX's ``.at`` has no ``set``; use
+    ``x[idx] = y`` there) keeps the last value. Updates at out-of-bounds indices are dropped.
+    Differentiable to any order, in ``x`` and in the updates.
+
+    Example:
+        >>> ad.grad(lambda x: x.at[mx.array([0, 0])].multiply(x[1]).sum())(mx.array([2.0, 3.0]))
+    """
+
+    __slots__ = ("x", "idx")
+
+    def __init__(self, x, idx=None):
+        self.x, self.idx = x, idx
+
+    def __getitem__(self, idx):
+        return _AtIndexer(self.x, idx)
+
+    def set(self, y):
+        return update(self.x, self.idx, y, "set")
+
+    def add(self, y):
+        return update(self.x, self.idx, y, "add")
+
+    def subtract(self, y):
+        from autodiff.numpy._elementwise import negative
+
+        return self.add(negative(self._cast_scalar(y)))
+
+    def multiply(self, y):
+        return update(self.x, self.idx, y, "mul")
+
+    def divide(self, y):
+        from autodiff.numpy._elementwise import reciprocal
+
+        return self.multiply(reciprocal(self._cast_scalar(y)))
+
+    def maximum(self, y):
+        return update(self.x, self.idx, y, "max")
+
+    def minimum(self, y):
+        return update(self.x, self.idx, y, "min")
+
+    def _cast_scalar(self, y):
+        """A Python scalar takes ``x``'s dtype first, as in MLX (``to_array(v, x.dtype)``)."""
+        return as_tracer(astype(y, aval_of(self.x).dtype)) if type(y) in (bool, int, float) else y
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@mirror(mx.put_along_axis)
+def put_along_axis(a, /, indices, values, axis: int | None = None):
+    """Write ``values`` into ``a`` at ``indices`` along ``axis`` (of the flattened ``a`` if
+    None), as ``mx.put_along_axis``: the inverse of ``take_along_axis``. Indices, values and
+    ``a`` broadcast off ``axis``; a repeated index keeps the last value; out-of-bounds indices
+    are dropped (MLX writes elsewhere, undefined); values take ``a``'s dtype.
+
+    Example:
+        >>> ad.grad(lambda v: anp.put_along_axis(x, idx, v, axis=1).sum())(v)
+    """
+    shape, dtype = aval_of(a).shape, aval_of(a).dtype
+    if axis is None:
+        flat = put_along_axis(lax.reshape(a, (aval_of(a).size,)), indices, values, 0)
+        return as_tracer(lax.reshape(flat, shape))
+    ax = canonical_axis(axis, len(shape), "put_along_axis")
+    ishape = aval_of(indices).shape
+    if len(ishape) != len(shape):
+        raise ValueError(
+            f"put_along_axis: indices of rank {len(ishape)} for an array of rank {len(shape)}"
+        )
+    values = astype(values, dtype)
+    vshape = aval_of(values).shape
+    if len(vshape) > len(ishape):
+        values = lax.reshape(values, vshape[len(vshape) - len(ishape) :])
+    common = broadcast_shapes(ishape, aval_of(values).shape)
+    off = broadcast_shapes(
+        shape[:ax] + (1,) + shape[ax + 1 :], common[:ax] + (1,) + common[ax + 1 :]
+    )
+    a_shape = off[:ax] + (shape[ax],) + off[ax + 1 :]
+    i_shape = off[:ax] + (common[ax],) + off[ax + 1 :]
+    a = lax.broadcast_to(a, a_shape) if a_shape != shape else a
+    d = shape[ax]
+    strides = [int(np.prod(a_shape[k + 1 :])) for k in range(len(a_shape))]
+    n = int(np.prod(a_shape))
+    coords = sum(  # the flat offsets of the positions off `axis`
+        np.arange(m).reshape([-1 if j == k else 1 for j in range(len(i_shape))]) * strides[k]
+        for k, m in enumerate(i_shape)
+        if k != ax
+    ) + np.zeros(i_shape, np.int64)
+    if type(indices) is Tracer:
+        i = lax.broadcast_to(lax.convert(indices, "int32"), i_shape)
+        i = lax.select(lax.lt(i, 0), lax.add(i, d), i)
+        pos = lax.add(lax.mul(i, strides[ax]), mx.array(coords.astype(np.int32)))
+        pos = lax.select(lax.logical_and(lax.ge(i, 0), lax.lt(i, d)), pos, n)
+        dump = True
+    else:
+        i = np.asarray(indices)
+        if i.dtype.kind not in "iu":
+            raise ValueError(f"put_along_axis: indices must be integers, got {i.dtype}")
+        i = np.broadcast_to(i, i_shape).astype(np.int64)
+        i = np.where(i < 0, i + d, i)
+        valid = (i >= 0) & (i < d)
+        pos = np.where(valid, i * strides[ax] + coords, n).astype(np.int32)
+        dump = not valid.all()
+    v = lax.broadcast_to(values, i_shape) if aval_of(values).shape != i_shape else values
+    if n == 0 or int(np.prod(i_shape)) == 0:
+        return as_tracer(a)
+    return as_tracer(_scatter_flat(a, pos, v, "set", dump))
