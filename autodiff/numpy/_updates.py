@@ -10,9 +10,10 @@ maximum/minimum(y)`` and ``put_along_axis``.
   NumPy index works and the layout of ``y`` is that of ``x[idx]``.
 - Repeated indices: ``set`` keeps the last value, ``add``/``multiply`` apply every update,
   ``maximum``/``minimum`` take the extreme (MLX's semantics; see ``autodiff/ops/scatter.py``).
-- Out-of-bounds indices are dropped, as MLX drops them (``x[10] = 1`` on 4 elements changes
-  nothing), whether static or traced: a traced index that falls outside goes to a slot past
-  the end, which is cut off. Negative indices count from the end.
+- Negative indices count from the end. Out-of-bounds updates are dropped, static or traced
+  (as with JAX's ``.at``): a traced index that falls outside goes to a slot past the end,
+  which is cut off. MLX does not check them (out of bounds it writes outside the array, and
+  the process may crash later), so eager MLX agrees only for indices in bounds.
 - A boolean mask (``x[mask] = y``, MLX's ``masked_scatter``): the mask covers the leading axes
   of ``x``; a ``y`` of the trailing shape is written to every selected position, otherwise the
   rows of ``y`` are written in order to the selected positions (``y[k]`` to the k-th). The
@@ -113,7 +114,7 @@ def _update_window(x, comps, v, mode):
         else:
             k = int(c)
             if not -d <= k < d:
-                return x  # out of bounds: MLX drops the update
+                return x  # out of bounds: the update is dropped
             starts.append(k % d)
             sizes.append(1)
     v = _fit(v, view, dtype)
@@ -316,7 +317,7 @@ def put_along_axis(a, /, indices, values, axis: int | None = None):
     """Write ``values`` into ``a`` at ``indices`` along ``axis`` (of the flattened ``a`` if
     None), as ``mx.put_along_axis``: the inverse of ``take_along_axis``. Indices, values and
     ``a`` broadcast off ``axis``; a repeated index keeps the last value; out-of-bounds indices
-    are dropped (MLX writes elsewhere, undefined); values take ``a``'s dtype.
+    are dropped (MLX writes to another position); values take ``a``'s dtype.
 
     Example:
         >>> ad.grad(lambda v: anp.put_along_axis(x, idx, v, axis=1).sum())(v)

@@ -4,8 +4,8 @@ in ``autodiff.numpy`` are built on them.
 
 All take ``(x, indices, updates, axis)`` shaped as ``take``: ``updates`` has the shape of
 ``take(x, indices, axis)``, and ``updates[..., j, ...]`` goes to ``x[..., indices[j], ...]``.
-Indices must lie in ``[0, x.shape[axis])``: ``autodiff.numpy`` wraps negative indices and
-routes out-of-range ones to a slot it drops, as MLX drops them.
+Indices must lie in ``[0, x.shape[axis])`` (MLX does not check them): ``autodiff.numpy``
+wraps negative indices and routes out-of-range ones to a slot past the end that it drops.
 
 Repeated indices: ``scatter`` keeps the last update (MLX's CPU kernels apply updates in order;
 on a GPU MLX does not specify the order, and the derivative still assumes the last one won);
@@ -18,7 +18,9 @@ Derivatives (MLX has no JVP for any scatter, and no VJP for ``scatter_prod``):
   cotangent of its slot only if it won the slot.
 - ``scatter_mul(x, i, u) = x * S`` with ``S`` the product of the updates per slot; ``dS``
   comes from the product of the *other* updates of the slot, computed without division by
-  zero (counting zeros), exact to first order at zeros.
+  zero (by counting zeros). Exact to first order everywhere and to any order away from zero
+  updates; at a zero update, second derivatives in it and another update of its slot come
+  out 0 (``reduce_prod`` uses a product tree instead, which a scatter cannot).
 - ``scatter_max``/``scatter_min`` split the tangent equally between the operand and the
   updates that attain the extreme, as ``reduce_max`` does.
 """
