@@ -97,7 +97,7 @@ def _array_methods() -> tuple[dict, dict]:
 
     originals["__getitem__"], ours["__getitem__"] = get, getitem
     originals["__setitem__"], ours["__setitem__"] = put, setitem
-    for n in names[:11] + ["lshift", "rshift"]:
+    for n in "add sub mul truediv floordiv mod pow matmul and or xor lshift rshift".split():
         name = f"__i{n}__"
         originals[name] = getattr(mx.array, name)
         ours[name] = _in_place(originals[name])

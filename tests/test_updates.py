@@ -412,3 +412,46 @@ def test_differences_from_mlx_are_as_documented():
     expected = mx.stack([last_row(M), last_row(M)])
     close(ad.vmap(last_row)(xs), expected)
     assert not np.allclose(np.array(mx.vmap(last_row)(xs)), np.array(expected))  # MLX's bug
+
+
+@pytest.mark.parametrize(
+    "idx",
+    [
+        1,
+        -1,
+        (slice(None), 2),
+        (Ellipsis, 1),
+        (None, 0),
+        slice(0, 3, 2),
+        slice(None, None, -1),
+        (slice(1, None), slice(None, None, 3)),
+        mx.array([2, 0, 2]),
+        (mx.array([0, 2]), mx.array([3, 1])),
+        (
+            mx.array([[0], [2]]),
+            slice(None),
+        ),
+        (slice(None), mx.array([1, 1, 3])),
+        (mx.array([0, 1]), slice(1, 3)),
+        [0, 2],
+    ],
+    ids=repr,
+)
+def test_index_forms_match_mlx(idx):
+    def f(x, v):
+        y = x * 1.0
+        y[idx] = v[0, 0]
+        z = x * 1.0
+        z[idx] = x[idx] * 2.0 + 1.0  # a value of the indexed shape
+        return y, z, x.at[idx].add(x[idx]), x.at[idx].maximum(v[0, 0])
+
+    traced_matches_eager(f, M, M * 0.5)
+    check_grads(f, (M, M * 0.5), order=1, modes=("rev",))
+
+
+def test_put_along_axis_broadcasts_the_array():
+    def f(a, v):
+        return anp.put_along_axis(a, mx.array([[0], [3], [1]]), v, axis=1)
+
+    traced_matches_eager(f, M[:1], mx.array([[1.0], [2.0], [3.0]]))
+    check_grads(f, (M[:1], mx.array([[1.0], [2.0], [3.0]])), order=2)

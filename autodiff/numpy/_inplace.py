@@ -24,14 +24,15 @@ being transformed inside another transform (``ad.grad`` of a closure, say) updat
 an *enclosing* trace, MLX would change that array for good, so the update is recorded in the
 enclosing trace, where the array lives: after the inner transform returns, the outer function
 sees the new value, and what the inner function captured before the update keeps the old one
-(constants are captured by value, see ``Builder.const_var``). This works when the new value
-can be computed in the enclosing trace, i.e. when it depends only on the array itself,
-constants and values of that or outer traces. A value computed by the inner function (which
-depends on what the inner transform differentiates or batches) cannot live in the outer trace,
-where it does not exist: that raises :class:`~autodiff.errors.UnexpectedTracerError`, and the
-fix is to return the value from the inner function, or to update a copy made inside it
-(``y = x + 0``). As with ``mx.compile`` and ``jax.jit``, an update inside an ``ad.jit``
-function happens when it is traced, not on calls that reuse the compiled program.
+(constants are captured by value, see ``Builder.const_var``). The new value is computed in
+the inner trace like any other, then the equations it needs are replayed in the enclosing one
+(so ``y[1] = y[1] * 3`` works there). That needs the new value to depend only on constants and
+values of the enclosing traces; one that depends on the inner function's arguments (what the
+inner transform differentiates or batches) does not exist in the outer trace, and the update
+raises :class:`~autodiff.errors.UnexpectedTracerError`: return the value from the inner
+function instead, or update a copy made inside it (``y = x + 0``). As with ``mx.compile`` and
+``jax.jit``, an update inside an ``ad.jit`` function happens when it is traced, not on calls
+that reuse the compiled program.
 """
 
 from __future__ import annotations

@@ -223,6 +223,8 @@ def _dynamic_update_slice_mlx(x, u, starts):
 def _dynamic_slice_lower(args, ins, outs, slice_sizes):
     x, starts = args[0], args[1:]
     shape = ins[0].shape
+    if not shape:
+        return x
     if all(_is_literal(s) for s in starts):
         st = _static_starts(starts, shape, slice_sizes)
         idx = ", ".join(f"{s}:{s + n}" for s, n in zip(st, slice_sizes))
@@ -232,6 +234,8 @@ def _dynamic_slice_lower(args, ins, outs, slice_sizes):
 
 def _dynamic_update_slice_lower(args, ins, outs):
     x, u, starts = args[0], args[1], args[2:]
+    if not starts:
+        return u
     if all(_is_literal(s) for s in starts):
         st = _static_starts(starts, ins[0].shape, ins[1].shape)
         axes = tuple(range(len(st)))
