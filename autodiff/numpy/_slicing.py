@@ -31,13 +31,9 @@ def _starts(start_indices, axes, ndim: int, fn: str) -> list:
                 f"[{fn}] start indices must be a rank-0 or rank-1 integer array, got "
                 f"{sa.str_short()}"
             )
-        s = lax.convert(start_indices, "int32")
-        if sa.ndim == 0:
-            given = [s] * len(axes)
-        else:
-            if sa.shape[0] != len(axes):
-                raise ValueError(f"[{fn}] {sa.shape[0]} start indices for {len(axes)} axes")
-            given = [lax.reshape(lax.slice_in_dim(s, k, k + 1, 1, 0), ()) for k in range(len(axes))]
+        s = lax.reshape(lax.convert(start_indices, "int32"), (sa.size,))
+        _check_count(sa.size, len(axes), fn)
+        given = [lax.reshape(lax.slice_in_dim(s, k, k + 1, 1, 0), ()) for k in range(len(axes))]
     else:
         a = np.asarray(start_indices)
         if a.dtype.kind not in "iu" or a.ndim > 1:
@@ -45,14 +41,19 @@ def _starts(start_indices, axes, ndim: int, fn: str) -> list:
                 f"[{fn}] start indices must be a rank-0 or rank-1 integer array, got "
                 f"{a.dtype} of rank {a.ndim}"
             )
-        a = np.broadcast_to(a, (len(axes),)) if a.ndim == 0 else a
-        if a.shape[0] != len(axes):
-            raise ValueError(f"[{fn}] {a.shape[0]} start indices for {len(axes)} axes")
-        given = [int(v) for v in a]
+        _check_count(a.size, len(axes), fn)
+        given = [int(v) for v in a.reshape(-1)]
     out = [0] * ndim
     for ax, s in zip(axes, given):
         out[ax] = s
     return out
+
+
+def _check_count(n: int, n_axes: int, fn: str):
+    if n != n_axes:
+        raise ValueError(
+            f"[{fn}] Number of starting indices {n} does not match number of axes {n_axes}."
+        )
 
 
 @mirror(mx.slice)

@@ -5,9 +5,10 @@ maximum/minimum(y)`` and ``put_along_axis``.
 - The value ``y`` is cast to ``x``'s dtype, its leading unit axes are dropped and it is
   broadcast to the shape of ``x[idx]``, as MLX does.
 - Ints and step-1 slices (with None and Ellipsis) update one window: a static slice, the
-  operation, and ``dynamic_update_slice``. Anything else (integer arrays, traced indices,
-  strided slices) scatters into the flattened array at the positions ``x[idx]`` reads, so any
-  NumPy index works and the layout of ``y`` is that of ``x[idx]``.
+  operation, and ``dynamic_update_slice``. One integer array (static or traced) on one axis,
+  the other axes whole (``x[i] = y``, ``x[:, i] = y``), is one scatter along that axis.
+  Anything else (several arrays, strided slices) scatters into the flattened array at the
+  positions ``x[idx]`` reads, so any NumPy index works and ``y`` is laid out as ``x[idx]``.
 - Repeated indices: ``set`` keeps the last value, ``add``/``multiply`` apply every update,
   ``maximum``/``minimum`` take the extreme (MLX's semantics; see ``autodiff/ops/scatter.py``).
 - Negative indices count from the end. Out-of-bounds updates are dropped, static or traced
@@ -92,9 +93,54 @@ def update(x, idx, v, mode: str):
     comps = _expand(len(aval_of(x).shape), idx)
     if all(c is None or _is_int(c) or (type(c) is slice and c.step in (None, 1)) for c in comps):
         out = _update_window(x, comps, v, mode)
+    elif _one_array_index(comps):
+        out = _update_along_axis(x, comps, v, mode)
     else:
         out = _update_scattered(x, comps, v, mode)
     return as_tracer(out)
+
+
+def _one_array_index(comps) -> bool:
+    """One integer array indexes one axis, the others are taken whole: ``x[:, i] = y``."""
+    arrays = [c for c in comps if c is not None and type(c) is not slice and not _is_int(c)]
+    return len(arrays) == 1 and all(
+        c is arrays[0] or (type(c) is slice and c == slice(None)) for c in comps
+    )
+
+
+def _update_along_axis(x, comps, v, mode):
+    """``x[:, i] = y`` as one scatter along that axis (no flattening, no table of positions);
+    out-of-bounds indices go to one more slab along the axis, cut off after."""
+    shape, dtype = aval_of(x).shape, aval_of(x).dtype
+    ax = next(k for k, c in enumerate(comps) if type(c) is not slice)
+    d, i = shape[ax], comps[ax]
+    if type(i) is Tracer:
+        if not is_int(i.aval.dtype):
+            raise IndexError(f"arrays used as indices must be integers, got {i.aval.str_short()}")
+        i = lax.convert(i, "int32")
+        i = lax.select(lax.lt(i, 0), lax.add(i, d), i)
+        i = lax.select(lax.logical_and(lax.ge(i, 0), lax.lt(i, d)), i, d)
+        dump = True
+    else:
+        a = np.asarray(i)
+        if a.dtype.kind not in "iu":
+            raise IndexError(
+                f"arrays used as indices of an update must be integers, got {a.dtype} "
+                "(a boolean mask works only alone: `x[mask] = value`)"
+            )
+        a = np.where(a < 0, a + d, a)
+        bad = (a < 0) | (a >= d)
+        dump = bool(bad.any())
+        i = mx.array(np.where(bad, d, a).astype(np.int32))
+    ishape = aval_of(i).shape
+    v = _fit(v, shape[:ax] + ishape + shape[ax + 1 :], dtype)
+    if 0 in aval_of(v).shape:
+        return x
+    if dump:
+        slab = lax.full(shape[:ax] + (1,) + shape[ax + 1 :], 0, dtype)
+        x = lax.concatenate([x, slab], ax)
+    out = _SCATTER[mode](x, i, v, ax)
+    return lax.slice_in_dim(out, 0, d, 1, ax) if dump else out
 
 
 def _update_window(x, comps, v, mode):
