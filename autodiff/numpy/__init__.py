@@ -94,6 +94,7 @@ from autodiff.numpy._elementwise import (
 )
 from autodiff.numpy._indexing import take, take_along_axis
 from autodiff.numpy._linalg import addmm, inner, matmul, outer, tensordot
+from autodiff.numpy._put import put_along_axis
 from autodiff.numpy._rearrange import as_strided, diag, diagonal, flip, roll, trace
 from autodiff.numpy._reductions import (
     all,
@@ -133,7 +134,6 @@ from autodiff.numpy._shape import (
 )
 from autodiff.numpy._slicing import slice, slice_update
 from autodiff.numpy._sorting import argsort, sort
-from autodiff.numpy._updates import put_along_axis
 
 bool_, int8, int16, int32, int64 = _mx.bool_, _mx.int8, _mx.int16, _mx.int32, _mx.int64
 uint8, uint16, uint32, uint64 = _mx.uint8, _mx.uint16, _mx.uint32, _mx.uint64
