@@ -14,7 +14,7 @@ from autodiff.errors import TransformError
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
 from autodiff.program import structural_key
-from autodiff.tracing import Tracer, aval_of, trace_flat
+from autodiff.tracing import Tracer, aval_of, snapshot, trace_flat
 from autodiff.transforms.dce import dce
 from autodiff.tree import tree_flatten, tree_unflatten
 
@@ -102,6 +102,8 @@ def trace_fun(
         else:
             leaves, in_tree = tree_flatten([args[i] for i in argnums])
     call = substitute(fun, args, kwargs, argnums, in_tree)
+    # The values the program runs on, taken now: `fun` may update an outer tracer in place.
+    values = [snapshot(x) if type(x) is Tracer else x for x in leaves]
 
     def flat_fun(*tracers):
         out = call(*tracers)
@@ -125,7 +127,7 @@ def trace_fun(
     jaxpr = closed.jaxpr
     opened = ClosedJaxpr(Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars), [])
     key = structural_key(opened)
-    run_args = list(closed.consts) + [leaf_value(x) for x in leaves]
+    run_args = list(closed.consts) + [leaf_value(x) for x in values]
     return Traced(opened, run_args, len(closed.consts), in_tree, out_tree, aux_tree, n_out, key)
 
 

@@ -258,5 +258,7 @@ from autodiff.ops.partition import argpartition, partition, topk  # noqa: E402, 
 from autodiff.ops.qqmm import qqmm  # noqa: E402, F401
 from autodiff.ops.quantized import dequantize, quantize  # noqa: E402, F401
 from autodiff.ops.quantized_matmul import quantized_matmul  # noqa: E402, F401
+from autodiff.ops.scatter import scatter, scatter_max, scatter_min, scatter_mul  # noqa: E402, F401
 from autodiff.ops.searchsorted import searchsorted  # noqa: E402, F401
+from autodiff.ops.slicing import dynamic_slice, dynamic_update_slice, rev  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401

@@ -98,7 +98,10 @@ def main(fast: bool = False) -> dict:
     key = mx.random.key(0)
     kw, ku, ka, kt = mx.random.split(key, 4)
     n, m, batch = 8, 3, 5
-    params = (mx.random.normal((n, n), key=kw) * (0.5 / np.sqrt(n)), mx.random.normal((m, n), key=ku))
+    params = (
+        mx.random.normal((n, n), key=kw) * (0.5 / np.sqrt(n)),
+        mx.random.normal((m, n), key=ku),
+    )
     a, target = mx.random.normal((batch, m), key=ka), mx.random.normal((batch, n), key=kt) * 0.5
 
     g_implicit = ad.jit(ad.grad(loss))(params, a, target)

@@ -109,7 +109,8 @@ def test_cond_with_a_batched_predicate_selects_per_example():
     got = ad.vmap(cond_f, in_axes=(0, None))(xs, y)
     close(got, mx.stack([cond_ref_for(x)(x, y) for x in xs]))
     grads = ad.vmap(ad.grad(lambda x, y: anp.sum(cond_f(x, y))), in_axes=(0, None))(xs, y)
-    expected = [ad.grad(lambda x, r=cond_ref_for(x): anp.sum(r(x, y)))(x) for x in xs]
+    refs = [cond_ref_for(x) for x in xs]
+    expected = [ad.grad(lambda x, r=r: anp.sum(r(x, y)))(x) for x, r in zip(xs, refs)]
     close(grads, mx.stack(expected))
 
 

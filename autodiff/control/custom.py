@@ -93,7 +93,7 @@ def _closure_pairs(consts) -> list:
     pairs = [(c, k) for k, c in enumerate(consts) if type(c) is Tracer]
     for _, (orig, value) in list(_state.subst.items()):
         for k, c in enumerate(consts):
-            if value is c:
+            if type(value) is Tracer and type(c) is Tracer and value.ir_var is c.ir_var:
                 pairs.append((orig, k))
     return pairs
 

@@ -118,6 +118,7 @@ from autodiff.numpy._elementwise import (
 from autodiff.numpy._indexing import take, take_along_axis
 from autodiff.numpy._linalg import addmm, inner, matmul, outer, tensordot
 from autodiff.numpy._products import block_masked_mm, hadamard_transform, segmented_mm
+from autodiff.numpy._put import put_along_axis
 from autodiff.numpy._quantized import (
     dequantize,
     gather_mm,
@@ -126,6 +127,7 @@ from autodiff.numpy._quantized import (
     quantize,
     quantized_matmul,
 )
+from autodiff.numpy._rearrange import as_strided, diag, diagonal, flip, roll, trace
 from autodiff.numpy._reductions import (
     all,
     any,
@@ -163,6 +165,7 @@ from autodiff.numpy._shape import (
     tril,
     triu,
 )
+from autodiff.numpy._slicing import slice, slice_update
 from autodiff.numpy._sorting import (
     argpartition,
     argsort,

@@ -15,8 +15,11 @@ from autodiff.numpy import _cumulative as C
 from autodiff.numpy import _elementwise as E
 from autodiff.numpy import _indexing as I
 from autodiff.numpy import _linalg as L
+from autodiff.numpy import _rearrange as A
 from autodiff.numpy import _reductions as R
 from autodiff.numpy import _shape as S
+from autodiff.numpy import _updates as U
+from autodiff.numpy._inplace import update_in_place
 from autodiff.tracing import Tracer, bind
 
 
@@ -104,18 +107,42 @@ Tracer.__getitem__ = lambda self, idx: I.getitem(self, idx)
 
 
 def _setitem(self, idx, value):
-    raise TypeError(
-        "traced arrays are immutable: `x[idx] = y` cannot be traced. Use "
-        "`x = x.at[idx].add(y - x[idx])`, or `anp.where(mask, y, x)` for a masked update."
-    )
+    """``x[idx] = value``: in place, as on an mx.array (see ``autodiff/numpy/_inplace.py``)."""
+    update_in_place(self, lambda: U.update(self, idx, value, "set"), "x[idx] = y")
 
 
+def _inplace_operator(name, fn):
+    def op(self, other):
+        if name == "truediv" and not is_float(self.aval.dtype):
+            raise ValueError("In place division cannot cast to non-floating point type.")
+        return update_in_place(self, lambda: fn(self, other), f"x {_SYMBOLS[name]}= y")
+
+    op.__name__ = f"__i{name}__"
+    op.__doc__ = f"``x {_SYMBOLS[name]}= y`` in place, as on an mx.array (``_inplace.py``)."
+    return op
+
+
+_SYMBOLS = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "truediv": "/",
+    "floordiv": "//",
+    "mod": "%",
+    "pow": "**",
+    "matmul": "@",
+    "and": "&",
+    "or": "|",
+    "xor": "^",
+}
 Tracer.__setitem__ = _setitem
+for _name in _OPERATORS:
+    setattr(Tracer, f"__i{_name}__", _inplace_operator(_name, getattr(Tracer, f"__{_name}__")))
 Tracer.dtype = property(lambda self: MX_DTYPES[self.aval.dtype])
 Tracer.itemsize = property(lambda self: self.dtype.size)
 Tracer.nbytes = property(lambda self: self.dtype.size * self.aval.size)
 Tracer.T = property(lambda self: S.transpose(self))
-Tracer.at = property(lambda self: I._AtIndexer(self))
+Tracer.at = property(lambda self: U._AtIndexer(self))
 Tracer.real = property(lambda self: CX.real(self))
 Tracer.imag = property(lambda self: CX.imag(self))
 
@@ -146,6 +173,8 @@ for _name, _fn in {
     "logcumsumexp": C.logcumsumexp,
     "logsumexp": R.logsumexp,
     "squeeze": S.squeeze,
+    "diag": A.diag,
+    "diagonal": A.diagonal,
     "flatten": S.flatten,
     "swapaxes": S.swapaxes,
     "moveaxis": S.moveaxis,
