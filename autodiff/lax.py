@@ -241,4 +241,13 @@ def dot_general(x, y, dimension_numbers):
 
 # The typed wrappers of the primitive families in autodiff/ops (imported last: those modules
 # write their rules with the wrappers above).
+from autodiff.ops.bitcast import from_fp8, to_fp8, view  # noqa: E402, F401
+from autodiff.ops.bitwise import (  # noqa: E402, F401
+    bitwise_and,
+    bitwise_invert,
+    bitwise_or,
+    bitwise_xor,
+    left_shift,
+    right_shift,
+)
 from autodiff.ops.sort import sort  # noqa: E402, F401
