@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import mlx.core as mx
 
 from autodiff import lax
@@ -212,3 +214,49 @@ def relu(x):
 def softplus(x):
     """``log(1 + exp(x))`` computed stably, as ``mlx.nn.softplus``."""
     return logaddexp(x, 0.0)
+
+
+# Aliases: the same objects, as in mlx.core.
+acos, acosh, asin, asinh, atan, atanh = arccos, arccosh, arcsin, arcsinh, arctan, arctanh
+atan2, pow = arctan2, power  # noqa: A001 - mirrors mx.pow
+
+
+@mirror(mx.trunc)
+def trunc(a, /):
+    """Round towards zero, as ``mx.trunc`` (integers are unchanged); zero derivative."""
+    if not is_float(aval_of(a).dtype):
+        return a
+    return lax.select(lax.lt(a, 0.0), lax.ceil(a), lax.floor(a))
+
+
+def _angle(mx_fn, factor):
+    @mirror(mx_fn)
+    def f(a, /):
+        return lax.mul(as_float(a), factor)
+
+    f.__name__ = f.__qualname__ = mx_fn.__name__
+    return f
+
+
+degrees = _angle(mx.degrees, 180.0 / math.pi)
+degrees.__doc__ = "Radians to degrees, as ``mx.degrees``; integers become float32."
+radians = _angle(mx.radians, math.pi / 180.0)
+radians.__doc__ = "Degrees to radians, as ``mx.radians``; integers become float32."
+
+
+@mirror(mx.positive)
+def positive(a, /):
+    """Elementwise ``+a``: ``a`` itself, as ``mx.positive``."""
+    return a
+
+
+@mirror(mx.divmod)
+def divmod(a, b):  # noqa: A001 - mirrors mx.divmod
+    """``[a // b, a % b]`` with broadcasting, as ``mx.divmod``. The quotient is piecewise
+    constant; the remainder's derivative is that of ``remainder`` (MLX's is zero).
+
+    Example:
+        >>> q, r = anp.divmod(mx.array([7.5]), 2.0)  # [3], [1.5]
+    """
+    a, b = promote(a, b)
+    return [floor_divide(a, b), remainder(a, b)]

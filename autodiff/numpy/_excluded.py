@@ -58,3 +58,22 @@ EXCLUDED: dict[str, str] = {
     "get_array_buffer_size": "buffer introspection of concrete arrays",
     "einsum_path": "returns a contraction plan (a string and a list), not an array",
 }
+
+# Attributes and special methods of mx.array that traced values (autodiff.tracing.Tracer) do
+# not have, each with the reason. tests/test_coverage.py checks this list against mx.array.
+_IN_PLACE = (
+    "in-place update of a concrete buffer: traced arrays are immutable, so Python falls back "
+    "to the binary operator and rebinds the name (`x += y` is `x = x + y`, as for JAX arrays)"
+)
+EXCLUDED_ARRAY_ATTRIBUTES: dict[str, str] = {
+    **{
+        f"__i{op}__": _IN_PLACE
+        for op in "add and floordiv lshift matmul mod mul or pow rshift sub truediv xor".split()
+    },
+    "__div__": "Python 2's division hook; Python 3 calls __truediv__, which tracers have",
+    "__rdiv__": "Python 2's division hook; Python 3 calls __rtruediv__, which tracers have",
+    "__bytes__": "the raw bytes of a concrete array: a traced value has no data yet",
+    "__dlpack__": "exports a concrete buffer through DLPack: a traced value has no data yet",
+    "__dlpack_device__": "the device of a concrete DLPack buffer: a traced value has none",
+    "__setstate__": "unpickling restores a concrete array: traced values are not pickled",
+}

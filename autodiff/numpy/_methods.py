@@ -10,8 +10,10 @@ from autodiff import primitives as P
 from autodiff.dtypes import is_bool, is_float
 from autodiff.ir import Literal, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
+from autodiff.numpy import _bits as B
 from autodiff.numpy import _elementwise as E
 from autodiff.numpy import _indexing as I
+from autodiff.numpy import _layout as Y
 from autodiff.numpy import _linalg as L
 from autodiff.numpy import _reductions as R
 from autodiff.numpy import _shape as S
@@ -73,9 +75,12 @@ _OPERATORS = {
     "mod": E.remainder,
     "pow": E.power,
     "matmul": L.matmul,
-    "and": E.logical_and,
-    "or": E.logical_or,
-    "xor": E.not_equal,
+    # bitwise for integers, logical for booleans, a TypeError for floats: as MLX's operators
+    "and": B.bitwise_and,
+    "or": B.bitwise_or,
+    "xor": B.bitwise_xor,
+    "lshift": B.left_shift,
+    "rshift": B.right_shift,
 }
 _FAST = {"add": P.add, "sub": P.sub, "mul": P.mul, "pow": P.pow_}
 for _name, _fn in _OPERATORS.items():
@@ -95,7 +100,7 @@ for _name, _fn in {
 Tracer.__neg__ = lambda self: E.negative(self)
 Tracer.__pos__ = lambda self: self
 Tracer.__abs__ = lambda self: E.abs(self)
-Tracer.__invert__ = lambda self: E.logical_not(self)
+Tracer.__invert__ = lambda self: B.bitwise_invert(self)
 Tracer.__getitem__ = lambda self, idx: I.getitem(self, idx)
 
 
@@ -111,6 +116,20 @@ Tracer.dtype = property(lambda self: MX_DTYPES[self.aval.dtype])
 Tracer.itemsize = property(lambda self: self.dtype.size)
 Tracer.nbytes = property(lambda self: self.dtype.size * self.aval.size)
 Tracer.T = property(lambda self: S.transpose(self))
+Tracer.mT = property(lambda self: Y.matrix_transpose(self))
+# Traced values are immutable, so a copy is the value itself (copy.deepcopy of a pytree of
+# tracers must not copy the trace they belong to).
+Tracer.__copy__ = lambda self: self
+Tracer.__deepcopy__ = lambda self, memo: self
+
+
+def _array_namespace(self, api_version=None):
+    import autodiff.numpy
+
+    return autodiff.numpy
+
+
+Tracer.__array_namespace__ = _array_namespace
 Tracer.at = property(lambda self: I._AtIndexer(self))
 
 
@@ -121,6 +140,7 @@ def _shape_args(args):
 Tracer.reshape = lambda self, *shape: S.reshape(self, _shape_args(shape))
 Tracer.transpose = lambda self, *axes: S.transpose(self, _shape_args(axes) if axes else None)
 Tracer.astype = lambda self, dtype, stream=None: S.astype(self, dtype)
+Tracer.view = lambda self, dtype, stream=None: B.view(self, dtype)
 for _name, _fn in {
     "sum": R.sum,
     "mean": R.mean,
