@@ -381,3 +381,24 @@ def test_nan_to_num_refuses_float64_as_mlx_does():
         mx.nan_to_num(mx.ones(2, mx.float64))
     with pytest.raises(ValueError, match="float64"):
         ad.jit(anp.nan_to_num)(mx.ones(2, mx.float64))
+
+
+def test_float16_mean_and_var_of_more_elements_than_float16_holds():
+    # n = 70000 is inf in float16: the mean multiplies by 1/n, as MLX does
+    x = (mx.random.normal((70000,)) * 0.5 + 0.1).astype(mx.float16)
+    for f in (anp.mean, anp.var, anp.std, lambda x: anp.var(x, ddof=1)):
+        _same(ad.jit(f)(x), f(x))
+    g = ad.grad(lambda x: anp.mean(x).astype(mx.float32))(x)
+    _same(g, mx.grad(lambda x: mx.mean(x).astype(mx.float32))(x))
+    _same(ad.jit(anp.mean)(mx.zeros((0,))), mx.mean(mx.zeros((0,))))  # nan, as MLX
+
+
+def test_logsumexp_and_softmax_of_integers_are_float32_where_mlx_errs():
+    u8, i = mx.array([[3, 1], [5, 2]], mx.uint8), mx.array([[3, -1], [5, 2]])
+    assert float(mx.logsumexp(u8)) == float("inf")  # MLX's (wrong)
+    expected = np.log(np.exp([3.0, 1.0, 5.0, 2.0]).sum())
+    np.testing.assert_allclose(float(ad.jit(anp.logsumexp)(u8)), expected, rtol=1e-6)
+    assert mx.softmax(i).dtype == mx.int32  # MLX's, all zeros
+    np.testing.assert_allclose(
+        np.array(ad.jit(anp.softmax)(i)), np.array(mx.softmax(i.astype(mx.float32))), rtol=1e-6
+    )

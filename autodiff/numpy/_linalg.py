@@ -59,10 +59,9 @@ def inner(a, b, /):
 @mirror(mx.outer)
 def outer(a, b, /):
     """Outer product of the flattened inputs, as ``mx.outer``."""
+    # a broadcast product, as MLX computes it: no matmul (which MLX refuses for integers)
     a, b = _same_dtype(a, b)
-    a = lax.reshape(a, (aval_of(a).size,))
-    b = lax.reshape(b, (aval_of(b).size,))
-    return lax.dot_general(a, b, (((), ()), ((), ())))
+    return multiply(lax.reshape(a, (aval_of(a).size, 1)), lax.reshape(b, (1, aval_of(b).size)))
 
 
 @mirror(mx.addmm)

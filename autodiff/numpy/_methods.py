@@ -29,7 +29,7 @@ def _binop(fn, prim=None):
     def fwd(self, other):
         t = type(other)
         if t is Tracer:
-            if other.aval == self.aval:
+            if other.aval == self.aval and self.aval.dtype != "bool":
                 return bind(prim, self, other)
         elif (t is float and is_float(self.aval.dtype)) or (
             t is int and not is_bool(self.aval.dtype)

@@ -240,7 +240,7 @@ def tril(x, k: int = 0):
     """Zero the elements above the k-th diagonal, as ``mx.tril``."""
     from autodiff.numpy._elementwise import where
 
-    return where(_tri_mask(_shape(x), k, True), x, 0)
+    return where(_tri_mask(_shape(x), k, True), x, lax.full((), 0, aval_of(x).dtype))
 
 
 @mirror(mx.triu)
@@ -248,7 +248,7 @@ def triu(x, k: int = 0):
     """Zero the elements below the k-th diagonal, as ``mx.triu``."""
     from autodiff.numpy._elementwise import where
 
-    return where(_tri_mask(_shape(x), k, False), x, 0)
+    return where(_tri_mask(_shape(x), k, False), x, lax.full((), 0, aval_of(x).dtype))
 
 
 @mirror(mx.atleast_1d)

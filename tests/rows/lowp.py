@@ -239,6 +239,28 @@ ROWS += [
         diff=(1,),
         mx_grad=False,  # remainder: MLX's derivative in the divisor is wrong (see README)
     ),
+    # booleans where MLX computes on them (its integer kernels on 0 and 1, cast back)
+    Row(
+        "bool_arithmetic",
+        lambda x, y: (
+            (x > 0) - (y > 0),
+            anp.subtract(x > 0, y > 0),
+            anp.power(x > 0, y > 0),
+            anp.remainder(x > 0, y > 0),
+            anp.floor_divide(x > 0, y > 0),
+            anp.abs(x > 0),
+            anp.sign(x > 0),
+            anp.square(x > 0),
+            anp.diff(x > 0, axis=0),
+            anp.tril(x > 0),
+            anp.triu(y > 0, 1),
+            anp.outer(x > 0, y > 0),
+            anp.outer(x.astype(mx.int32), y.astype(mx.int32)),
+        ),
+        (A(away=(0.0,)), A(away=(0.0,))),
+        shapes=S2,
+        diff=None,
+    ),
     Row(
         "int_bool_inputs_mlx",
         lambda i, x: x * anp.sin(i) + anp.mean(i * x) + anp.softmax(i + x, axis=-1),
