@@ -210,6 +210,7 @@ class Jitted:
             # A trace that captured values of an enclosing trace is valid only there.
             if not any(type(c) is Tracer for c in closed.consts):
                 jit_cache.put(key, entry)
+        self.per_thread.state_now = state  # the state this lookup read (see _run)
         return entry, leaves
 
     def _run(self, entry: _Entry, leaves) -> list:
@@ -218,7 +219,9 @@ class Jitted:
         (or, inside an enclosing trace, into that trace's key)."""
         if entry.plain:
             return entry.program(*leaves)
-        state = self.implicit.current()[0] if entry.n_state else []
+        # the state read when the entry was looked up: a trace may have added slots since
+        # (an optimizer's lazily created state), which hold traced values until written back
+        state = self.per_thread.state_now if entry.n_state else []
         key = []
         if entry.uses_key:
             key = [current_key()]

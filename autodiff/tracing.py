@@ -28,6 +28,7 @@ class _State(threading.local):
     def __init__(self):
         self.stack: list[Builder] = []
         self.subst: dict = {}  # Var -> (tracer, value): see substituting()
+        self.journals: list[list] = []  # per trace: writes of traced values to undo
 
 
 _state = _State()
@@ -407,6 +408,8 @@ def _trace(fun, in_avals, fun_name, transform):
     stack = _state.stack
     b = Builder(stack[-1] if stack else None, fun_name, transform)
     stack.append(b)
+    journal = []
+    _state.journals.append(journal)
     try:
         tracers = [b.new_input(a) for a in in_avals]
         outs, extra = fun(*tracers)
@@ -414,7 +417,24 @@ def _trace(fun, in_avals, fun_name, transform):
     finally:
         stack.pop()
         b.alive = False
+        _state.journals.pop()
+        for container, key, old in reversed(journal):
+            if old is ABSENT:
+                dict.pop(container, key, None)
+            else:
+                dict.__setitem__(container, key, old)
     return closed, extra
+
+
+ABSENT = object()  # "there was no entry": record_write's ``old`` for a new key
+
+
+def record_write(container: dict, key, old) -> None:
+    """A traced value is being stored in ``container[key]`` (a model's parameter, say): when
+    the current trace ends, ``old`` is put back, so user objects never keep values of a trace
+    that has finished (``model.update(params)`` inside a traced loss)."""
+    if _state.journals:
+        _state.journals[-1].append((container, key, old))
 
 
 def inline(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
