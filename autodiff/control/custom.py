@@ -36,7 +36,15 @@ from autodiff.interpret import interpret
 from autodiff.ir import ClosedJaxpr
 from autodiff.lower_control import host_rules, is_host
 from autodiff.lower_mlx import helpers, lower_jaxpr, ref
-from autodiff.tracing import Tracer, _state, aval_of, is_tracing, substituting, trace_flat
+from autodiff.tracing import (
+    Tracer,
+    _state,
+    as_tracer,
+    aval_of,
+    is_tracing,
+    substituting,
+    trace_flat,
+)
 from autodiff.transforms.jvp import jvp_eval
 from autodiff.transforms.vmap import vmap_eval, vmap_jaxpr
 from autodiff.tree import tree_flatten, tree_unflatten
@@ -265,7 +273,8 @@ def _check_no_closure_tangents(tangents, num_consts, kind, rule):
 def _custom_jvp_jvp(primals, tangents, call, rule, num_consts):
     _check_no_closure_tangents(tangents, num_consts, "custom_jvp", rule)
     consts, args = primals[:num_consts], primals[num_consts:]
-    ts = [instantiate(t) for t in tangents[num_consts:]]
+    ts = [as_tracer(instantiate(t)) for t in tangents[num_consts:]]
+    args = [as_tracer(a) for a in args]
     with substituting(rule.substitution(consts)):
         out, t_out = rule.funs[0](
             tuple(tree_unflatten(rule.in_tree, args)), tuple(tree_unflatten(rule.in_tree, ts))
@@ -291,7 +300,7 @@ jvp_rules[custom_jvp_call_p] = _custom_jvp_jvp
 
 def _custom_vjp_jvp(primals, tangents, call, rule, num_consts):
     _check_no_closure_tangents(tangents, num_consts, "custom_vjp", rule)
-    consts, args = primals[:num_consts], primals[num_consts:]
+    consts, args = primals[:num_consts], [as_tracer(a) for a in primals[num_consts:]]
     with substituting(rule.substitution(consts)):
         out, res = rule.funs[0](*tree_unflatten(rule.in_tree, args))
     outs, tree = tree_flatten(out)
@@ -318,8 +327,8 @@ def _trace_forward(rule, consts, args, tangents) -> ClosedJaxpr:
 
     def f(*xs):
         with substituting(rule.substitution(xs[:nc])):
-            p = tree_unflatten(rule.in_tree, xs[nc : nc + na])
-            t = tree_unflatten(rule.in_tree, xs[nc + na :])
+            p = tree_unflatten(rule.in_tree, [as_tracer(x) for x in xs[nc : nc + na]])
+            t = tree_unflatten(rule.in_tree, [as_tracer(x) for x in xs[nc + na :]])
             out = rule.options["jvp"](p, t)
         return tree_flatten(out)[0], None
 
@@ -395,7 +404,8 @@ def _custom_lin_transpose(cts, *args, rule, **p):
     _, consts, res, _, tangent_args = _lin_split(args, p)
     num_before = len(args) - len(tangent_args)
     in_tree, res_tree = rule.in_tree
-    cts = [instantiate(c) for c in cts]
+    cts = [as_tracer(instantiate(c)) for c in cts]
+    res = [as_tracer(r) for r in res]
     with substituting(rule.substitution(consts)):
         got = rule.funs[0](tree_unflatten(res_tree, res), tree_unflatten(rule.out_tree, cts))
     tangent_avals = [aval_of(a) if not hasattr(a, "aval") else a.aval for a in tangent_args]
