@@ -206,6 +206,8 @@ def _routed_compiled_call(self, *args, **kwargs):
 
 class _ArrayOrTracerType(type):
     def __instancecheck__(cls, x):
+        if not _module_patched:
+            _patch_module()
         return isinstance(x, mx.array) or type(x) is Tracer
 
     def __call__(cls, *args, **kwargs):
@@ -236,11 +238,36 @@ def _module_setitem(self, key, value):
     dict.__setitem__(self, key, value)
 
 
+_module_patched = False
+
+
+def _patch_module():
+    """Journal ``Module.__setitem__`` until the traces end. Installed the first time mlx.nn's
+    module code runs in a trace (its ``isinstance(value, mx.array)`` checks come before any
+    store of a traced value), not at every trace: changing a class attribute of ``Module``
+    invalidates the caches of all its subclasses, which costs more than a small trace."""
+    global _module_patched
+    with tracing.active_lock:
+        if tracing.active_traces() and not _module_patched:
+            from mlx.nn.layers.base import Module
+
+            Module.__setitem__ = _module_setitem
+            _module_patched = True
+
+
+def _unpatch_module():
+    global _module_patched
+    if _module_patched:
+        from mlx.nn.layers.base import Module
+
+        del Module.__setitem__
+        _module_patched = False
+
+
 def _nn_swaps():
     import mlx.nn.layers.base as base
 
     _module_swaps.append((base.__dict__, {"mx": _MxForNN()}, {"mx": base.__dict__["mx"]}))
-    _type_swaps.append((base.Module, {"__setitem__": _module_setitem}, {"__setitem__": _ABSENT}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +284,8 @@ def _enter():
             setattr(cls, k, v)
 
 
-def _leave():
+def _leave():  # called with tracing.active_lock held
+    _unpatch_module()
     for d, _, originals in _module_swaps:
         d.update(originals)
     for cls, _, originals in _type_swaps:
