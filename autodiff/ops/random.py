@@ -65,7 +65,7 @@ KEY = ShapedArray((2,), "uint32")
 UNIFORM_DTYPES = ("float32", "float16", "bfloat16")  # what MLX's uniform draws
 
 
-def _key_batch(key: ShapedArray, prim: str) -> tuple[int, ...]:
+def _key_batch(key: ShapedArray) -> tuple[int, ...]:
     """The batch axes of ``key`` (uint32 ``(..., 2)``)."""
     if key.dtype != "uint32" or not key.shape or key.shape[-1] != 2:
         raise TypeError(
@@ -85,7 +85,7 @@ def _check_shape(shape, prim: str) -> tuple[int, ...]:
 def _split_rule(key, *, num):
     if num < 0:
         raise ValueError(f"random_split: num must be non-negative, got {num}")
-    return [ShapedArray(_key_batch(key, "random_split") + (num, 2), "uint32")]
+    return [ShapedArray(_key_batch(key) + (num, 2), "uint32")]
 
 
 def _uniform_rule(key, *, shape, dtype):
@@ -94,11 +94,11 @@ def _uniform_rule(key, *, shape, dtype):
             f"MLX draws uniform numbers in {', '.join(UNIFORM_DTYPES)}, not {dtype}; draw "
             "float32 and convert"
         )
-    return [ShapedArray(_key_batch(key, "random_uniform") + _check_shape(shape, "uniform"), dtype)]
+    return [ShapedArray(_key_batch(key) + _check_shape(shape, "uniform"), dtype)]
 
 
 def _bernoulli_rule(key, p, *, shape):
-    out = _key_batch(key, "random_bernoulli") + _check_shape(shape, "bernoulli")
+    out = _key_batch(key) + _check_shape(shape, "bernoulli")
     if not is_float(p.dtype):
         raise TypeError(f"the probability p must be a float array, got {p.str_short()}")
     if p.shape != out:
@@ -109,7 +109,7 @@ def _bernoulli_rule(key, p, *, shape):
 def _permutation_rule(key, *, n):
     if n < 0:
         raise ValueError(f"random_permutation: n must be non-negative, got {n}")
-    return [ShapedArray(_key_batch(key, "random_permutation") + (n,), "int32")]
+    return [ShapedArray(_key_batch(key) + (n,), "int32")]
 
 
 random_split_p = def_primitive("random_split", "random", _split_rule)
