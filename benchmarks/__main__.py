@@ -20,7 +20,7 @@ import mlx.core as mx
 
 import autodiff as ad
 import autodiff.numpy as anp
-from benchmarks.harness import time_contenders
+from benchmarks.harness import peak_memory, time_contenders
 from benchmarks.report import write_markdown, write_plots
 from benchmarks.workloads import all_workloads
 
@@ -80,12 +80,14 @@ def main(argv=None) -> int:
         eqns = len(w.program().eqns) if w.program else None
         jax_eqns = w.jax_eqns() if w.jax_eqns else None
         ratios = {ours: times[ours] / times[base] for ours, base in OURS_VS.items()}
+        peaks = {name: peak_memory(fn) for name, fn in w.contenders.items()}
         results.append(
             {
                 "name": w.name,
                 "group": w.group,
                 "times_s": times,
                 "ratios": ratios,
+                "peak_bytes": peaks,
                 "eqns": eqns,
                 "jax_eqns": jax_eqns,
                 "notes": w.notes,
