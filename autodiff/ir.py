@@ -136,6 +136,20 @@ class Params(dict):
             self._hash = hash(tuple(self.items()))
             return self._hash
 
+    def __eq__(self, other):
+        # Typed: params {"value": 1} and {"value": True} make different equations.
+        if self is other:
+            return True
+        if not isinstance(other, dict):
+            return NotImplemented
+        if getattr(self, "interned", False) and getattr(other, "interned", False):
+            return False  # equal interned params are one object
+        return len(self) == len(other) and _typed_key(self) == _typed_key(other)
+
+    def __ne__(self, other):
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
     def _immutable(self, *args, **kwargs):
         raise TypeError("equation params are frozen")
 
@@ -149,7 +163,7 @@ class Params(dict):
         once), or a fresh one when a value is unhashable or not a plain value (sub-jaxprs,
         functions: the table must not keep them alive)."""
         try:
-            key = tuple(params.items())
+            key = _typed_key(params)
             p = cls._interned.get(key)
         except TypeError:
             p = cls(params)
@@ -157,7 +171,6 @@ class Params(dict):
             return p
         if p is None:
             p = cls(params)
-            p._hash = hash(key)
             p.interned = len(cls._interned) < 100_000 and all(_plain(v) for v in params.values())
             if p.interned:
                 cls._interned[key] = p
@@ -165,6 +178,22 @@ class Params(dict):
 
 
 _PLAIN = (type(None), bool, int, float, complex, str)
+
+
+def _typed_key(params: dict) -> tuple:
+    """The intern table's key: the items with the type of each value, as Python's equality
+    makes ``1 == 1.0 == True`` and ``0.0 == -0.0`` but an equation's params must keep them apart
+    (a fill value's dtype, a signed zero)."""
+    return tuple((k, _typed(v)) for k, v in params.items())
+
+
+def _typed(v):
+    t = type(v)
+    if t is tuple:
+        return (tuple, *map(_typed, v))
+    if t is float and v == 0.0:
+        return (t, v, str(v))
+    return (t, v)
 
 
 def _plain(v) -> bool:

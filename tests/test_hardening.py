@@ -186,3 +186,20 @@ def test_float64_numpy_inputs_stay_float64():
     assert g.dtype == mx.float64 and np.allclose(np.array(g), 2 * x)
     # check_grads evaluates in float64 through the NumPy interpreter, whatever MLX's kernels do
     check_grads(lambda x: anp.sum(anp.sin(x) * anp.exp(x)), (x,), order=2, atol=1e-7, rtol=1e-7)
+
+
+def test_equation_params_keep_value_types_apart():
+    # 1 == 1.0 == True and 0.0 == -0.0 in Python, but not as equation params: the intern table
+    # and every cache keyed by params (shape rules, CSE, compiled programs) must tell them apart.
+    from autodiff.ir import Params
+
+    made = [Params.make({"v": v}) for v in (1, True, 1.0, 0.0, -0.0, (1, 2), (True, 2))]
+    assert [type(p["v"]) for p in made[:3]] == [int, bool, float]
+    assert (
+        str(made[4]["v"]) == "-0.0" and made[6]["v"] == (True, 2) and type(made[6]["v"][0]) is bool
+    )
+    for i, a in enumerate(made):
+        for j, b in enumerate(made):
+            assert (a == b) == (i == j), (a, b)
+    assert Params.make({"v": 1}) is made[0]
+    assert Params({"v": 1}) == made[0] and Params({"v": True}) != made[0]
