@@ -12,7 +12,10 @@ When the number of active traces in the process goes from 0 to 1, this module sw
   in-place update of a concrete array that a trace has captured leaves the captured value
   as it was (as eager MLX would);
 - the call of ``mx.compile``d functions (``mlx.nn``'s activations are), which runs the Python
-  function being compiled when it receives a traced value;
+  function being compiled when it receives a traced value, and ``mx.checkpoint``, whose
+  functions made while tracing checkpoint traced values with autodiff's ``checkpoint``;
+- attributes of ``mlx.nn`` modules that hold an mlx.core function (``nn.MaxPool2d`` keeps
+  ``mx.max``, ``nn.RNN`` keeps ``mx.tanh``): read while tracing, they are the routed ones;
 - ``mx.array`` as ``mlx.nn``'s ``Module`` code sees it in ``isinstance`` checks, so a model
   can hold traced parameters (``model.update(params)`` inside a traced loss works).
 
@@ -30,11 +33,13 @@ import types
 
 import mlx.core as mx
 
-from autodiff import tracing
+from autodiff import modules, tracing
 from autodiff.tracing import Tracer
 
 _module_swaps: list[tuple[dict, dict, dict]] = []  # (module __dict__, ours, originals)
 _type_swaps: list[tuple[type, dict, dict]] = []  # (type, ours, originals)
+_NbFunction = type(mx.sin)
+_routed_by_original: dict = {}  # an mlx.core function -> the function routed in its place
 
 
 def register(mx_module, anp_module, exclude=()) -> None:
@@ -47,6 +52,8 @@ def register(mx_module, anp_module, exclude=()) -> None:
         if orig is None or isinstance(orig, type) or orig is fn:
             continue
         ours[name], originals[name] = fn, orig
+        if type(orig) is _NbFunction:
+            _routed_by_original.setdefault(orig, fn)
     _module_swaps.append((mx_module.__dict__, ours, originals))
 
 
@@ -176,20 +183,17 @@ class _RoutedAt:
 # mx.compile'd functions
 
 
-_CompiledType = type(mx.compile(lambda x: x))
+_CompiledType = type(mx.compile(lambda x: x))  # also the type of mx.checkpoint's functions
 _compiled_call = _CompiledType.__call__
-_python_fun: dict[int, object] = {}
+_mx_checkpoint = mx.checkpoint
 
 
 def _wrapped_function(compiled):
-    """The Python function an ``mx.compile`` object compiles (MLX keeps it as a referent)."""
-    fun = _python_fun.get(id(compiled))
-    if fun is None:
-        funs = [r for r in gc.get_referents(compiled) if isinstance(r, types.FunctionType)]
-        if len(funs) != 1:
-            return None
-        fun = _python_fun[id(compiled)] = funs[0]
-    return fun
+    """The Python function an ``mx.compile`` object compiles (MLX keeps it as a referent).
+    Looked up at every traced call, never cached by ``id``: these objects are made and freed
+    often (``mlx.nn``'s checkpointed layers make one per call), and ids are reused."""
+    funs = [r for r in gc.get_referents(compiled) if isinstance(r, types.FunctionType)]
+    return funs[0] if len(funs) == 1 else None
 
 
 def _routed_compiled_call(self, *args, **kwargs):
@@ -198,6 +202,33 @@ def _routed_compiled_call(self, *args, **kwargs):
         if fun is not None:
             return fun(*args, **kwargs)
     return _compiled_call(self, *args, **kwargs)
+
+
+def _tree_has_tracer(x) -> bool:
+    t = type(x)
+    if t is Tracer:
+        return True
+    if t is list or t is tuple:
+        return any(_tree_has_tracer(v) for v in x)
+    if isinstance(x, dict):
+        return any(_tree_has_tracer(v) for v in x.values())
+    return False
+
+
+def _routed_checkpoint(fun):
+    """``mx.checkpoint(fun)`` made while tracing (``mlx.nn``'s checkpointed layers make one at
+    every call): called with traced values it is autodiff's checkpoint (the region is
+    recomputed in the backward pass, as MLX's would be), otherwise MLX's own."""
+    from autodiff.control.remat import checkpoint
+
+    ours, theirs = checkpoint(fun), _mx_checkpoint(fun)
+
+    def checkpointed(*args, **kwargs):
+        if _tree_has_tracer(args) or _tree_has_tracer(kwargs):
+            return ours(*args, **kwargs)
+        return theirs(*args, **kwargs)
+
+    return checkpointed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,17 +261,39 @@ class _MxForNN:
 
 def _module_setitem(self, key, value):
     """``Module.__setitem__`` while tracing: storing a traced value is undone when the trace
-    that made it ends (``tracing.record_write``)."""
+    that made it ends (``tracing.record_write``; a transform may store its computed value
+    then, ``api_util.store_writes``). A concrete value stored in a module's traced copy (a
+    module passed to a transform as a pytree) is stored in the user's module too."""
     if type(value) is Tracer:
         tracing.record_write(self, key, dict.get(self, key, tracing.ABSENT))
+    else:
+        user = modules.origin(self)
+        if user is not self:
+            user[key] = value
     dict.__setitem__(self, key, value)
+
+
+def _module_getattribute(self, name):
+    """``Module.__getattribute__`` while tracing: an mlx.core function a module stored as an
+    attribute when it was built (``nn.MaxPool2d``'s ``mx.max``, ``nn.RNN``'s ``mx.tanh``)
+    comes back routed, as ``mx.<name>`` looked up now would."""
+    v = object.__getattribute__(self, name)
+    if type(v) is _NbFunction:
+        return _routed_by_original.get(v, v)
+    return v
 
 
 def _nn_swaps():
     import mlx.nn.layers.base as base
 
     _module_swaps.append((base.__dict__, {"mx": _MxForNN()}, {"mx": base.__dict__["mx"]}))
-    _type_swaps.append((base.Module, {"__setitem__": _module_setitem}, {"__setitem__": _ABSENT}))
+    _type_swaps.append(
+        (
+            base.Module,
+            {"__setitem__": _module_setitem, "__getattribute__": _module_getattribute},
+            {"__setitem__": _ABSENT, "__getattribute__": _ABSENT},
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +333,9 @@ def install() -> None:
     _type_swaps.append((mx.array, *_array_methods()))
     _type_swaps.append(
         (_CompiledType, {"__call__": _routed_compiled_call}, {"__call__": _compiled_call})
+    )
+    _module_swaps.append(
+        (mx.__dict__, {"checkpoint": _routed_checkpoint}, {"checkpoint": _mx_checkpoint})
     )
     _nn_swaps()
     tracing.trace_hooks.append((_enter, _leave))
