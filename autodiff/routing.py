@@ -15,7 +15,8 @@ When the number of active traces in the process goes from 0 to 1, this module sw
   function being compiled when it receives a traced value, and ``mx.checkpoint``, whose
   functions made while tracing checkpoint traced values with autodiff's ``checkpoint``;
 - attributes of ``mlx.nn`` modules that hold an mlx.core function (``nn.MaxPool2d`` keeps
-  ``mx.max``, ``nn.RNN`` keeps ``mx.tanh``): read while tracing, they are the routed ones;
+  ``mx.max``) and the steps of ``nn.Sequential`` (``nn.Sequential(nn.Linear(2, 4), mx.tanh)``):
+  while tracing, they are the routed ones;
 - ``mx.array`` as ``mlx.nn``'s ``Module`` code sees it in ``isinstance`` checks, so a model
   can hold traced parameters (``model.update(params)`` inside a traced loss works).
 
@@ -283,8 +284,19 @@ def _module_getattribute(self, name):
     return v
 
 
+def _sequential_call(self, x):
+    """``nn.Sequential.__call__`` while tracing: its steps may be mlx.core functions
+    (``nn.Sequential(nn.Linear(2, 4), mx.tanh)``), called routed."""
+    for step in self.layers:
+        if type(step) is _NbFunction:
+            step = _routed_by_original.get(step, step)
+        x = step(x)
+    return x
+
+
 def _nn_swaps():
     import mlx.nn.layers.base as base
+    from mlx.nn.layers.containers import Sequential
 
     _module_swaps.append((base.__dict__, {"mx": _MxForNN()}, {"mx": base.__dict__["mx"]}))
     _type_swaps.append(
@@ -293,6 +305,9 @@ def _nn_swaps():
             {"__setitem__": _module_setitem, "__getattribute__": _module_getattribute},
             {"__setitem__": _ABSENT, "__getattribute__": _ABSENT},
         )
+    )
+    _type_swaps.append(
+        (Sequential, {"__call__": _sequential_call}, {"__call__": Sequential.__call__})
     )
 
 

@@ -92,6 +92,20 @@ def _mask(n):
 
 D, H, L = 8, 2, 5  # model width, heads, sequence length of the attention cases
 
+
+class _LoRA(nn.Module):
+    """A low-rank trainable update of a frozen (here quantized) linear layer: QLoRA."""
+
+    def __init__(self, linear, rank=4):
+        super().__init__()
+        self.linear = linear
+        self.a = mx.random.normal((64, rank)) * 0.1
+        self.b = mx.random.normal((rank, 8)) * 0.1
+
+    def __call__(self, x):
+        return self.linear(x) + (x @ self.a) @ self.b
+
+
 LAYERS: list[Case] = [
     # activations
     _act("CELU"),
@@ -292,6 +306,11 @@ LAYERS: list[Case] = [
     Case(
         "QuantizedLinear[mxfp4]",
         lambda: nn.QuantizedLinear(64, 8, mode="mxfp4"),
+        _ins(N(2, 64)),
+    ),
+    Case(
+        "QuantizedLinear[LoRA]",  # gradients of the adapters through the quantized matmul
+        lambda: _LoRA(nn.QuantizedLinear(64, 8)),
         _ins(N(2, 64)),
     ),
     Case(

@@ -218,6 +218,16 @@ def test_mlx_functions_held_by_modules_are_routed():
     expected = mx.grad(lambda x: mx.sum(pool(x) ** 2))(x)
     np.testing.assert_allclose(ad.grad(lambda x: mx.sum(pool(x) ** 2))(x), expected, rtol=1e-6)
     assert pool._pooling_function is mx.max
+    seq = mnn.Sequential(mnn.Linear(2, 3), mx.tanh, mnn.Linear(3, 1))
+    f = lambda x: mx.sum(seq(x))
+    np.testing.assert_allclose(ad.grad(f)(x), mx.grad(f)(x), rtol=1e-5, atol=1e-7)
+
+
+def test_mlx_nn_is_untouched_outside_traces():
+    before = (dict(vars(mnn.Module)), dict(vars(mnn.Sequential)), mx.checkpoint)
+    ad.grad(lambda x: mx.sum(mnn.Sequential(mnn.Linear(2, 2), mx.tanh)(x)))(mx.ones((1, 2)))
+    assert (dict(vars(mnn.Module)), dict(vars(mnn.Sequential)), mx.checkpoint) == before
+    assert "__getattribute__" not in vars(mnn.Module)
 
 
 def test_running_statistics_follow_mlx_under_every_transform():
