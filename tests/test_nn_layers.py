@@ -258,3 +258,19 @@ def test_running_statistics_follow_mlx_under_every_transform():
         got = m.layers[1].running_var
         assert type(got) is mx.array
         np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_jit_warns_about_module_writes_it_discards():
+    """BatchNorm's statistics computed inside ad.jit without captured state would be lost
+    silently (MLX's compile leaves arrays that cannot be evaluated): a warning says what to do;
+    with the state captured they are kept, without a warning."""
+    m, x = mnn.BatchNorm(3), mx.random.normal((5, 3))
+    with pytest.warns(UserWarning, match=r"BatchNorm.running_mean.*outputs=\[model.state\]"):
+        ad.jit(lambda x: m(x))(x)
+    assert np.array_equal(np.array(m.running_mean), np.zeros(3))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ad.jit(lambda x: m(x), inputs=[m.state], outputs=[m.state])(x)
+    np.testing.assert_allclose(m.running_mean, 0.1 * mx.mean(x, axis=0), rtol=1e-5)
