@@ -12,6 +12,8 @@ the rule, float64 finite differences through our interpreter are the oracle.
 
 from __future__ import annotations
 
+import warnings
+
 import mlx.core as mx
 import mlx.nn as mnn
 import numpy as np
@@ -232,8 +234,9 @@ def test_mlx_nn_is_untouched_outside_traces():
 
 def test_running_statistics_follow_mlx_under_every_transform():
     """BatchNorm in training mode updates its running statistics once per call, as MLX's
-    transforms leave them, including statistics computed from traced values and a module
-    passed as a pytree; nested transforms update them once."""
+    transforms leave them (grad, value_and_grad, vjp, jvp, and jit with captured state),
+    including statistics computed from traced values and a module passed as a pytree; nested
+    transforms update them once."""
     x = mx.random.normal((6, 3))
 
     def make():
@@ -250,6 +253,7 @@ def test_running_statistics_follow_mlx_under_every_transform():
         lambda m: ad.grad(lambda x: loss(m, x))(x),
         lambda m: adnn.value_and_grad(m, lambda x: loss(m, x))(x),
         lambda m: ad.vjp(lambda x: loss(m, x), x),
+        lambda m: ad.jvp(lambda x: loss(m, x), (x,), (x,)),
         lambda m: ad.grad(lambda x: mx.sum(ad.grad(lambda x: loss(m, x))(x)))(x),
         lambda m: ad.jit(ad.grad(loss), inputs=[m.state], outputs=[m.state])(m, x),
     ):
@@ -268,8 +272,6 @@ def test_jit_warns_about_module_writes_it_discards():
     with pytest.warns(UserWarning, match=r"BatchNorm.running_mean.*outputs=\[model.state\]"):
         ad.jit(lambda x: m(x))(x)
     assert np.array_equal(np.array(m.running_mean), np.zeros(3))
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ad.jit(lambda x: m(x), inputs=[m.state], outputs=[m.state])(x)
