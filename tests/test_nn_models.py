@@ -220,3 +220,21 @@ def test_compiled_step_traces_once():
         step(*data[i % len(data)])
     assert len(calls) <= 2  # the first call, and the one where the optimizer state appeared
     assert optimizer.state["step"].item() == 6
+
+
+@pytest.mark.parametrize("dtype", [mxc.float16, mxc.bfloat16])
+def test_low_precision_transformer_gradients(dtype):
+    """The transformer cast with set_dtype (as mlx-lm runs models): the loss and gradients
+    keep MLX's dtypes and agree with MLX's to the precision of the dtype."""
+    x, y = _batches("llama")[0]
+    ref, model = _make("llama"), _make("llama")
+    ref.set_dtype(dtype)
+    model.set_dtype(dtype)
+    value, expected = mnn.value_and_grad(ref, classification)(ref, x, y)
+    ours_value, ours = adnn.value_and_grad(model, classification)(model, x, y)
+    assert ours_value.dtype == value.dtype == dtype
+    np.testing.assert_allclose(ours_value.item(), value.item(), rtol=1e-2)
+    for (k, a), (_, b) in zip(tree_flatten(ours), tree_flatten(expected)):
+        assert a.dtype == b.dtype, k
+        a, b = np.array(a.astype(mxc.float32)), np.array(b.astype(mxc.float32))
+        assert np.abs(a - b).max() <= 0.05 * np.abs(b).max() + 1e-3, k
