@@ -59,6 +59,10 @@ def _call(case: Case, m, *ins):
     return m(*ins, **case.kwargs)
 
 
+def _leaves(out):
+    return [v for _, v in tree_flatten(out)] if not isinstance(out, mx.array) else [out]
+
+
 def _weights(out):
     """Fixed random weights, one array per output leaf: the scalar the gradients are of is
     ``sum(out * w)``, which sees every output element (a plain sum of softmax is constant)."""
@@ -170,6 +174,49 @@ def test_grad_parameters(case):
     _close(value, expected_value, case, "value (autodiff.mlx.nn)")
     _close(grads, expected, case, "parameter gradient (autodiff.mlx.nn)")
     _close(_state(frontend), _state(ref), case, "state after grad (autodiff.mlx.nn)")
+
+
+def _low(x, dtype):
+    if isinstance(x, mx.array) and mx.issubdtype(x.dtype, mx.floating):
+        return x.astype(dtype)
+    return x
+
+
+def _rel_err(a, b):
+    a, b = np.array(a.astype(mx.float32)), np.array(b.astype(mx.float32))
+    return np.abs(a - b).max() / (np.abs(b).max() + 1e-3)
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_low_precision(case, dtype):
+    """The module cast with ``set_dtype`` and float inputs in ``dtype``: outputs and input
+    gradients have MLX's dtypes and agree with MLX's to the dtype's precision."""
+    ref, ins = _build(case)
+    ours, _ = _build(case)
+    for m in (ref, ours):
+        if isinstance(m, mnn.Module):
+            m.set_dtype(dtype)
+    ins = tuple(_low(x, dtype) for x in ins)
+    expected = _call(case, ref, *ins)
+    state = [ours.state] if isinstance(ours, mnn.Module) else []
+    got = ad.jit(lambda *a: _call(case, ours, *a), inputs=state, outputs=state)(*ins)
+    for a, b in zip(tree_flatten(_as_tree(got)), tree_flatten(_as_tree(expected))):
+        assert a[1].dtype == b[1].dtype, a[0]
+        assert _rel_err(a[1], b[1]) < 0.03, a[0]
+    if not (case.diff and case.grad and case.mx_grad):
+        return
+    ws = [
+        _low(w, b.dtype if mx.issubdtype(b.dtype, mx.floating) else dtype)
+        for w, b in zip(_weights(expected), _leaves(expected))
+    ]
+    f_ref = lambda *a: _scalar(_call(case, ref, *a), ws)
+    f_ours = lambda *a: _scalar(_call(case, ours, *a), ws)
+    expected = mx.grad(f_ref, argnums=list(case.diff))(*ins)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    for a, b in zip(ad.grad(f_ours, argnums=case.diff)(*ins), expected):
+        assert a.dtype == b.dtype
+        assert _rel_err(a, b) < 0.05
 
 
 # ---------------------------------------------------------------------------------------------
