@@ -26,6 +26,7 @@ from mlx.utils import tree_flatten
 import autodiff as ad
 import autodiff.mlx as admx
 import autodiff.mlx.nn as adnn
+import autodiff.numpy as anp
 from autodiff.config import config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -238,3 +239,69 @@ def test_low_precision_transformer_gradients(dtype):
         assert a.dtype == b.dtype, k
         a, b = np.array(a.astype(mxc.float32)), np.array(b.astype(mxc.float32))
         assert np.abs(a - b).max() <= 0.05 * np.abs(b).max() + 1e-3, k
+
+
+# ---------------------------------------------------------------------------------------------
+# every optimizer of mlx.optimizers in a compiled step
+
+OPTIMIZERS = {
+    "SGD": lambda: optim.SGD(0.1, momentum=0.9, weight_decay=1e-3, nesterov=True),
+    "RMSprop": lambda: optim.RMSprop(1e-2),
+    "Adagrad": lambda: optim.Adagrad(1e-1),
+    "AdaDelta": lambda: optim.AdaDelta(1.0),
+    "Adam": lambda: optim.Adam(1e-2, bias_correction=True),
+    "AdamW": lambda: optim.AdamW(optim.cosine_decay(1e-2, 20)),
+    "Adamax": lambda: optim.Adamax(1e-2),
+    "Lion": lambda: optim.Lion(1e-3, weight_decay=0.01),
+    "Adafactor": lambda: optim.Adafactor(),
+    "Muon": lambda: optim.Muon(1e-2),
+    "MultiOptimizer": lambda: optim.MultiOptimizer(
+        [optim.SGD(0.1), optim.Adam(1e-2)], [lambda name, w: w.ndim > 1]
+    ),
+}
+NEEDS = {"Muon": "linalg"}  # mx.linalg.norm, which another branch adds to autodiff.numpy
+
+
+def test_every_optimizer_is_listed():
+    names = {
+        n
+        for n in dir(optim)
+        if isinstance(getattr(optim, n), type) and issubclass(getattr(optim, n), optim.Optimizer)
+    }
+    assert names - {"Optimizer"} == set(OPTIMIZERS)
+
+
+def _optimizer_run(mx, nn, make_opt, compiled, clip):
+    model, opt = _make("mlp"), make_opt()
+    state = [model.state, opt.state]
+    loss_and_grad = nn.value_and_grad(model, classification)
+
+    def step(x, y):
+        loss, grads = loss_and_grad(model, x, y)
+        if clip:
+            grads, _ = optim.clip_grad_norm(grads, 0.5)
+        opt.update(model, grads)
+        return loss
+
+    if compiled:
+        step = partial(mx.compile, inputs=state, outputs=state)(step)
+    data, losses = _batches("mlp"), []
+    for i in range(12):
+        losses.append(step(*data[i % len(data)]).item())
+        mxc.eval(state)
+    return np.array(losses), model
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_every_optimizer_matches_mlx(name, compiled):
+    """Each optimizer (with schedules, weight decay, Nesterov momentum, gradient clipping for
+    Adam) under autodiff.mlx's value_and_grad and compile: MLX's losses and parameters."""
+    if name in NEEDS and not hasattr(anp, NEEDS[name]):
+        pytest.skip(f"needs autodiff.numpy.{NEEDS[name]} (another branch)")
+    with config.override(compile=compiled):
+        for clip in (False, True) if name == "Adam" else (False,):
+            expected, ref = _optimizer_run(mxc, mnn, OPTIMIZERS[name], compiled, clip)
+            losses, model = _optimizer_run(admx, adnn, OPTIMIZERS[name], compiled, clip)
+            np.testing.assert_allclose(losses, expected, rtol=1e-5, atol=1e-6)
+            _close(model.parameters(), ref.parameters(), 1e-4, 1e-6, name)
