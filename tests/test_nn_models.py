@@ -292,7 +292,11 @@ def _optimizer_run(mx, nn, make_opt, compiled, clip):
     return np.array(losses), model
 
 
-@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize(
+    "compiled",
+    [False, pytest.param(True, marks=pytest.mark.slow)],  # MLX compiles kernels per optimizer
+    ids=["eager", "compiled"],
+)
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_every_optimizer_matches_mlx(name, compiled):
     """Each optimizer (with schedules, weight decay, Nesterov momentum, gradient clipping for
