@@ -11,6 +11,7 @@ from collections.abc import Callable, Hashable, Sequence
 import mlx.core as mx
 import optree
 
+from autodiff import tracing
 from autodiff.api_util import fun_name, leaf_aval, leaf_value, substitute
 from autodiff.config import config
 from autodiff.errors import TransformError
@@ -344,9 +345,11 @@ def jit(
 
 
 def clear_caches() -> None:
-    """Empty the jit cache and the structural cache of transformed programs."""
+    """Empty the jit cache, the structural cache of transformed programs and the cache of
+    shape-rule results."""
     jit_cache.clear()
     transform_cache.clear()
+    tracing.clear_caches()
     for j in list(_all_jitted):
         j._fast.clear()
         j.per_thread = threading.local()

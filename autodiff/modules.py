@@ -23,9 +23,13 @@ except ImportError:  # pragma: no cover - mlx.nn ships with mlx
 
 NAMESPACE = "autodiff"
 _registered: set = set()
+flattened = 0  # modules flattened so far, in any thread: "were there any in this tree" is a
+# comparison of this count before and after flattening it (a race only gives a false "yes")
 
 
 def _flatten(m):
+    global flattened
+    flattened += 1
     return [m.trainable_parameters()], m
 
 

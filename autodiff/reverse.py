@@ -147,7 +147,9 @@ def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool, holomorp
         else:
             if not all_diff:
                 grads = _fill_grads(traced, diff, grads)
-            trees = as_parameter_dicts(tree_unflatten(traced.in_tree, grads))
+            trees = tree_unflatten(traced.in_tree, grads)
+            if traced.has_modules:
+                trees = as_parameter_dicts(trees)
             g = trees[0] if isinstance(argnums, int) else tuple(trees)
         value = results[0] if with_value else None
         if has_aux:

@@ -14,9 +14,8 @@ When the number of active traces in the process goes from 0 to 1, this module sw
 - the call of ``mx.compile``d functions (``mlx.nn``'s activations are), which runs the Python
   function being compiled when it receives a traced value, and ``mx.checkpoint``, whose
   functions made while tracing checkpoint traced values with autodiff's ``checkpoint``;
-- attributes of ``mlx.nn`` modules that hold an mlx.core function (``nn.MaxPool2d`` keeps
-  ``mx.max``) and the steps of ``nn.Sequential`` (``nn.Sequential(nn.Linear(2, 4), mx.tanh)``):
-  while tracing, they are the routed ones;
+- the mlx.core functions ``mlx.nn`` modules hold (pooling layers keep ``mx.max``/``mx.mean``;
+  ``nn.Sequential(nn.Linear(2, 4), mx.tanh)``): while tracing, they are the routed ones;
 - ``mx.array`` as ``mlx.nn``'s ``Module`` code sees it in ``isinstance`` checks, so a model
   can hold traced parameters (``model.update(params)`` inside a traced loss works).
 
@@ -238,6 +237,8 @@ def _routed_checkpoint(fun):
 
 class _ArrayOrTracerType(type):
     def __instancecheck__(cls, x):
+        if not _module_patched:
+            _patch_module()
         return isinstance(x, mx.array) or type(x) is Tracer
 
     def __call__(cls, *args, **kwargs):
@@ -274,14 +275,30 @@ def _module_setitem(self, key, value):
     dict.__setitem__(self, key, value)
 
 
-def _module_getattribute(self, name):
-    """``Module.__getattribute__`` while tracing: an mlx.core function a module stored as an
-    attribute when it was built (``nn.MaxPool2d``'s ``mx.max``, ``nn.RNN``'s ``mx.tanh``)
-    comes back routed, as ``mx.<name>`` looked up now would."""
-    v = object.__getattribute__(self, name)
-    if type(v) is _NbFunction:
-        return _routed_by_original.get(v, v)
-    return v
+_module_patched = False
+
+
+def _patch_module():
+    """Journal ``Module.__setitem__`` until the traces end. Installed the first time mlx.nn's
+    module code runs in a trace (its ``isinstance(value, mx.array)`` checks come before any
+    store of a traced value), not at every trace: changing a class attribute of ``Module``
+    invalidates the caches of all its subclasses, which costs more than a small trace."""
+    global _module_patched
+    with tracing.active_lock:
+        if tracing.active_traces() and not _module_patched:
+            from mlx.nn.layers.base import Module
+
+            Module.__setitem__ = _module_setitem
+            _module_patched = True
+
+
+def _unpatch_module():
+    global _module_patched
+    if _module_patched:
+        from mlx.nn.layers.base import Module
+
+        del Module.__setitem__
+        _module_patched = False
 
 
 def _sequential_call(self, x):
@@ -294,21 +311,42 @@ def _sequential_call(self, x):
     return x
 
 
+_pool_call_mlx = None  # mlx.nn's _Pool.__call__ (set by _nn_swaps)
+
+
+class _RoutedPool:
+    """A pooling layer as its ``__call__`` sees it while tracing: the mlx.core function it
+    holds (``mx.max``, ``mx.mean``, stored when it was built) is the routed one."""
+
+    __slots__ = ("_layer", "_pooling_function")
+
+    def __init__(self, layer, fn):
+        self._layer, self._pooling_function = layer, fn
+
+    def __getattr__(self, name):
+        return getattr(self._layer, name)
+
+
+def _pool_call(self, x):
+    fn = self._pooling_function
+    if type(fn) is _NbFunction and type(x) is Tracer:
+        return _pool_call_mlx(_RoutedPool(self, _routed_by_original.get(fn, fn)), x)
+    return _pool_call_mlx(self, x)
+
+
 def _nn_swaps():
     import mlx.nn.layers.base as base
     from mlx.nn.layers.containers import Sequential
+    from mlx.nn.layers.pooling import _Pool
+
+    global _pool_call_mlx
+    _pool_call_mlx = _Pool.__call__
 
     _module_swaps.append((base.__dict__, {"mx": _MxForNN()}, {"mx": base.__dict__["mx"]}))
     _type_swaps.append(
-        (
-            base.Module,
-            {"__setitem__": _module_setitem, "__getattribute__": _module_getattribute},
-            {"__setitem__": _ABSENT, "__getattribute__": _ABSENT},
-        )
-    )
-    _type_swaps.append(
         (Sequential, {"__call__": _sequential_call}, {"__call__": Sequential.__call__})
     )
+    _type_swaps.append((_Pool, {"__call__": _pool_call}, {"__call__": _pool_call_mlx}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,7 +363,8 @@ def _enter():
             setattr(cls, k, v)
 
 
-def _leave():
+def _leave():  # called with tracing.active_lock held
+    _unpatch_module()
     for d, _, originals in _module_swaps:
         d.update(originals)
     for cls, _, originals in _type_swaps:

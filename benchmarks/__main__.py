@@ -20,7 +20,7 @@ import mlx.core as mx
 
 import autodiff as ad
 import autodiff.numpy as anp
-from benchmarks.harness import time_contenders
+from benchmarks.harness import peak_memory, time_contenders
 from benchmarks.report import write_markdown, write_plots
 from benchmarks.workloads import all_workloads
 
@@ -82,12 +82,14 @@ def main(argv=None) -> int:
         ratios = {ours: times[ours] / times[base] for ours, base in OURS_VS.items()}
         extra = {k: times[a] / times[b] for k, (a, b) in w.extra.get("ratios", {}).items()}
         notes = w.notes + "".join(f"; {k} = {v:.2f}" for k, v in extra.items())
+        peaks = {name: peak_memory(fn) for name, fn in w.contenders.items()}
         results.append(
             {
                 "name": w.name,
                 "group": w.group,
                 "times_s": times,
                 "ratios": ratios,
+                "peak_bytes": peaks,
                 "eqns": eqns,
                 "jax_eqns": jax_eqns,
                 "notes": notes,

@@ -13,15 +13,7 @@ import mlx.core as mx
 
 def _block(out):
     """Wait for a result: mx.eval for MLX arrays, block_until_ready for JAX arrays."""
-    leaves = out if isinstance(out, (list, tuple)) else [out]
-    flat = []
-    for x in leaves:
-        if isinstance(x, dict):
-            flat.extend(x.values())
-        elif isinstance(x, (list, tuple)):
-            flat.extend(x)
-        else:
-            flat.append(x)
+    flat = _leaves(out)
     mx_arrays = [x for x in flat if isinstance(x, mx.array)]
     if mx_arrays:
         mx.eval(mx_arrays)
@@ -34,6 +26,31 @@ def run(fn: Callable[[], object]) -> object:
     out = fn()
     _block(out)
     return out
+
+
+def peak_memory(fn: Callable[[], object]) -> int | None:
+    """Peak bytes MLX allocates during one call of ``fn`` (run and waited for), on top of what
+    was allocated before it; None for contenders that are not MLX (JAX)."""
+    gc_before = mx.get_active_memory()
+    mx.reset_peak_memory()
+    out = run(fn)
+    peak = mx.get_peak_memory() - gc_before
+    if not any(isinstance(x, mx.array) for x in _leaves(out)):
+        return None
+    return max(peak, 0)
+
+
+def _leaves(out):
+    leaves = out if isinstance(out, (list, tuple)) else [out]
+    flat = []
+    for x in leaves:
+        if isinstance(x, dict):
+            flat.extend(x.values())
+        elif isinstance(x, (list, tuple)):
+            flat.extend(x)
+        else:
+            flat.append(x)
+    return flat
 
 
 def time_contenders(

@@ -17,6 +17,18 @@ def _fmt_time(s: float | None) -> str:
     return f"{s:.2f} s"
 
 
+def _fmt_bytes(b: int | None) -> str:
+    if b is None:
+        return "-"
+    if b < 1 << 20:
+        return f"{b / 1024:.1f} KiB"
+    return f"{b / (1 << 20):.1f} MiB"
+
+
+def _ratio(a, b) -> str:
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
 def write_markdown(report: dict, path: Path) -> str:
     cols = [c for c in COLUMNS if any(c in w["times_s"] for w in report["workloads"])]
     lines = [
@@ -28,6 +40,16 @@ def write_markdown(report: dict, path: Path) -> str:
         + " | ad.grad / mx.grad | ad.jit / mx.compile | eqns (ours) | eqns (JAX) |",
         "|---" * (len(cols) + 5) + "|",
     ]
+    memory = [
+        "",
+        "Peak memory of one call (MLX's allocator, `mx.get_peak_memory()` reset before it, less "
+        "what was allocated before):",
+        "",
+        "| workload | "
+        + " | ".join(c for c in cols if c != "jax.jit(jax.grad)")
+        + " | ad.grad / mx.grad | ad.jit / mx.compile |",
+        "|---" * (len([c for c in cols if c != "jax.jit(jax.grad)"]) + 3) + "|",
+    ]
     for w in report["workloads"]:
         t = w["times_s"]
         r = w["ratios"]
@@ -36,6 +58,15 @@ def write_markdown(report: dict, path: Path) -> str:
             + " | ".join(_fmt_time(t.get(c)) for c in cols)
             + f" | {r['ad.grad']:.2f} | {r['ad.jit(ad.grad)']:.2f} | {w['eqns'] if w['eqns'] is not None else '-'} | {w['jax_eqns'] if w['jax_eqns'] is not None else '-'} |"
         )
+        p = w.get("peak_bytes") or {}
+        if p:
+            mcols = [c for c in cols if c != "jax.jit(jax.grad)"]
+            memory.append(
+                f"| {w['name']} | "
+                + " | ".join(_fmt_bytes(p.get(c)) for c in mcols)
+                + f" | {_ratio(p.get('ad.grad'), p.get('mx.grad'))}"
+                + f" | {_ratio(p.get('ad.jit(ad.grad)'), p.get('mx.compile(mx.grad)'))} |"
+            )
     g = report["geomean_ratios"]
     if g:
         lines += [
@@ -46,6 +77,8 @@ def write_markdown(report: dict, path: Path) -> str:
     lines += [
         f"First call of `ad.jit(grad^4(f))`: trace + transform + optimise + lower = **{fc['lower_ms']:.1f} ms**; with MLX's kernel compilation on the first run: {fc['first_run_with_mx_compile_ms']:.0f} ms."
     ]
+    if len(memory) > 6:
+        lines += memory
     notes = [f"- {w['name']}: {w['notes']}" for w in report["workloads"] if w["notes"]]
     if notes:
         lines += ["", "Notes:"] + notes

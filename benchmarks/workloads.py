@@ -122,25 +122,31 @@ def _make_mlp_loss(xp, nlayers=3):
     return loss
 
 
-def mlp() -> Workload:
-    params = _mlp_params([784, 256, 256, 10])
+def mlp(sizes=(784, 256, 256, 10), batch=64, group="model") -> Workload:
+    params = _mlp_params(list(sizes))
     rng = _rng(1)
-    x = _arr(rng.standard_normal((64, 784)))
-    y = _arr(np.eye(10)[rng.integers(0, 10, 64)])
+    nlayers = len(sizes) - 1
+    x = _arr(rng.standard_normal((batch, sizes[0])))
+    y = _arr(np.eye(sizes[-1])[rng.integers(0, sizes[-1], batch)])
     jax, jnp = _jax()
     c = _grad_contenders(
-        _make_mlp_loss(anp),
+        _make_mlp_loss(anp, nlayers),
         (params, x, y),
-        jax_f=_make_mlp_loss(jnp) if jax else None,
+        jax_f=_make_mlp_loss(jnp, nlayers) if jax else None,
         jax_args=_to_jax((params, x, y)) if jax else None,
     )
     return Workload(
-        "MLP 784-256-256-10, batch 64",
-        "model",
+        f"MLP {'-'.join(map(str, sizes))}, batch {batch}",
+        group,
         c,
-        program=lambda: ad.jit(ad.grad(_make_mlp_loss(anp))).trace(params, x, y),
-        jax_eqns=_jax_count(_make_mlp_loss, (params, x, y)),
+        program=lambda: ad.jit(ad.grad(_make_mlp_loss(anp, nlayers))).trace(params, x, y),
+        jax_eqns=_jax_count(lambda xp: _make_mlp_loss(xp, nlayers), (params, x, y)),
     )
+
+
+def tiny_mlp() -> Workload:
+    """Overhead-bound: the per-call cost of tracing and dispatch dominates."""
+    return mlp((32, 32, 10), batch=8, group="overhead")
 
 
 def nested_grad(depth: int) -> Workload:
@@ -372,7 +378,7 @@ def all_workloads(quick: bool) -> list[Callable[[], Workload]]:
     sizes = [10, 1000, 100_000, 10_000_000]
     return (
         [lambda n=n: sin_cos(n) for n in sizes]
-        + [mlp]
+        + [tiny_mlp, mlp]
         + [lambda k=k: nested_grad(k) for k in (1, 2, 3, 4)]
         + [hvp, hessian_100, per_example, attention]
         + [lambda: transformer_step(quick)]

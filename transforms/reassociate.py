@@ -25,6 +25,10 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
     for e in jaxpr.eqns:
         for v in e.outputs:
             order[v] = len(order)
+
+    def rank(v):
+        return order.get(v, 1 << 60)
+
     # poly[v]: {factors (sorted tuple of atoms): coefficient}; a monomial has one term
     poly: dict = {}
     eqns: list[Eqn] = []
@@ -40,11 +44,18 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
             return {(): float(a.val)}
         return poly.get(a) or {(a,): 1.0}
 
+    reuse = []  # [eqn]: the equation being rewritten, whose output emitting may reuse
+
     def new(prim, ins, aval, key):
         v = built.get(key)
         if v is None:
-            v = Var(aval)
-            eqns.append(Eqn(prim, ins, _EMPTY, [v]))
+            if reuse and prim is reuse[0].prim and _same_atoms(ins, reuse[0].inputs):
+                eqn = reuse.pop()  # what emitting builds is this equation: keep it
+                v = eqn.outputs[0]
+                eqns.append(eqn)
+            else:
+                v = Var(aval)
+                eqns.append(Eqn(prim, ins, _EMPTY, [v]))
             built[key] = v
         return v
 
@@ -57,17 +68,28 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
 
     def term(factors, coef, aval):
         """The monomial ``coef * prod(factors)``."""
-        lit = Literal(coef, ShapedArray((), aval.dtype))
         if not factors:
-            return lit
-        body = product(factors, aval)
-        return body if coef == 1.0 else new(P.mul, [body, lit], aval, ("c", factors, coef))
+            return Literal(coef, ShapedArray((), aval.dtype))
+        body = product(factors, aval) if len(factors) > 1 else factors[0]
+        if coef == 1.0:
+            return body
+        lit = Literal(coef, ShapedArray((), aval.dtype))
+        return new(P.mul, [body, lit], aval, ("c", factors, coef))
+
+    sort_keys: dict = {}
+
+    def sort_key(kv):
+        factors = kv[0]
+        k = sort_keys.get(factors)
+        if k is None:
+            k = sort_keys[factors] = tuple([order.get(v, 1 << 60) for v in factors])
+        return k
 
     def emit(p, aval):
         """The sum of the terms, canonically ordered; negative terms are subtracted, so
         coefficients appear with one sign (each distinct literal costs a fused kernel an
         input), and an all-negative sum is negated once at the end."""
-        terms = sorted(p.items(), key=lambda kv: [order.get(v, 1 << 60) for v in kv[0]])
+        terms = sorted(p.items(), key=sort_key) if len(p) > 1 else list(p.items())
         flip = all(c < 0 for _, c in terms)
         if flip:
             terms = [(f, -c) for f, c in terms]
@@ -98,7 +120,7 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
                 x, y = as_poly(ins[0]), as_poly(ins[1])
                 if len(x) == 1 and len(y) == 1:  # monomial * monomial; sums are not expanded
                     (fx, cx), (fy, cy) = next(iter(x.items())), next(iter(y.items()))
-                    p = {tuple(sorted(fx + fy, key=lambda v: order.get(v, 1 << 60))): cx * cy}
+                    p = {tuple(sorted(fx + fy, key=rank)): cx * cy}
             elif eqn.prim is P.neg:
                 p = {f: -c for f, c in as_poly(ins[0]).items()}
             elif eqn.prim is P.square or eqn.prim is P.pow_:
@@ -106,10 +128,7 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
                 x = as_poly(ins[0])
                 if k in (2, 3, 4) and len(x) == 1:  # small integer powers of a monomial
                     ((fx, cx),) = x.items()
-                    p = {
-                        tuple(sorted(fx * int(k), key=lambda v: order.get(v, 1 << 60))): cx
-                        ** int(k)
-                    }
+                    p = {tuple(sorted(fx * int(k), key=rank)): cx ** int(k)}
             else:
                 p = dict(as_poly(ins[0]))
                 sign = 1.0 if eqn.prim is P.add else -1.0
@@ -128,12 +147,17 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
                     eqn = Eqn(eqn.prim, ins, eqn.params, eqn.outputs)
                 eqns.append(eqn)
                 continue
+            if any(a is not b for a, b in zip(ins, eqn.inputs)):
+                eqn = Eqn(eqn.prim, ins, eqn.params, eqn.outputs)
+            reuse[:] = [eqn]
             atom = emit(p, out.aval)
-            if atom is not None:
-                env[out] = atom
-                poly[atom] = p
-                changed = True
+            del reuse[:]
+            poly[atom] = p
+            if atom is out:  # already in canonical form (an earlier pass emitted it)
                 continue
+            env[out] = atom
+            changed = True
+            continue
         if any(a is not b for a, b in zip(ins, eqn.inputs)):
             eqn = Eqn(eqn.prim, ins, eqn.params, eqn.outputs)
         eqns.append(eqn)
@@ -143,6 +167,17 @@ def reassociate(jaxpr: Jaxpr) -> Jaxpr:
 
 
 _ALGEBRA = frozenset([P.mul, P.neg, P.add, P.sub, P.square, P.pow_])
+
+
+def _same_atoms(xs, ys) -> bool:
+    for x, y in zip(xs, ys):
+        if x is y:
+            continue
+        if type(x) is not Literal or type(y) is not Literal or x.aval != y.aval:
+            return False
+        if x.key() != y.key():
+            return False
+    return len(xs) == len(ys)
 
 
 def _already_canonical(prim, ins, p) -> bool:
