@@ -174,10 +174,10 @@ def batches(tokens: np.ndarray, batch: int, seq: int, seed: int):
 
 def make_step(model, optimizer):
     """The mlx-examples training step: value and gradient of the loss with respect to the
-    trainable parameters, an optimizer update, compiled with the model's and the optimizer's
-    state captured."""
+    trainable parameters, an optimizer update, compiled with the model's, the optimizer's and
+    the PRNG's state captured (dropout draws a new mask at every step)."""
     loss_and_grad = nn.value_and_grad(model, loss_fn)
-    state = [model.state, optimizer.state]
+    state = [model.state, optimizer.state, mx.random.state]
 
     @partial(mx.compile, inputs=state, outputs=state)
     def step(x, y):
@@ -233,9 +233,10 @@ def main(fast: bool = False, seed: int = 0) -> dict:
     if fast:
         dims, n_layers, seq, batch, steps, lora_steps = 48, 2, 32, 16, 100, 60
     else:
-        dims, n_layers, seq, batch, steps, lora_steps = 128, 4, 64, 32, 1500, 400
+        # (a few minutes here: MLX's Linux CPU build multiplies with a reference BLAS)
+        dims, n_layers, seq, batch, steps, lora_steps = 64, 3, 48, 16, 600, 200
     mx.random.seed(seed)
-    model = Llama(len(corpus.chars), dims=dims, n_layers=n_layers, n_heads=4)
+    model = Llama(len(corpus.chars), dims=dims, n_layers=n_layers, n_heads=4, dropout=0.1)
     mx.eval(model.parameters())
     n_params = sum(v.size for _, v in tree_flatten(model.parameters()))
     print(f"Llama-style model: {n_params} parameters, vocabulary of {len(corpus.chars)} chars")

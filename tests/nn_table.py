@@ -61,6 +61,7 @@ class Case:
     atol: float = 2e-5
     rtol: float = 2e-4
     needs: str | None = None  # an autodiff.numpy submodule another branch adds (else skipped)
+    random: bool = False  # draws from the global PRNG (the tests seed before each call)
     note: str = ""
     kwargs: dict = field(default_factory=dict)
 
@@ -138,6 +139,11 @@ LAYERS: list[Case] = [
     _act("Step"),
     _act("Tanh"),
     _act("Identity"),
+    # dropout: masks drawn from the global PRNG, MLX's draws from the same seed
+    Case("Dropout", lambda: nn.Dropout(0.5), _ins(N(4, 6)), random=True),
+    Case("Dropout[eval]", lambda: nn.Dropout(0.5), _ins(N(4, 6)), train=False),
+    Case("Dropout2d", lambda: nn.Dropout2d(0.3), _ins(N(2, 3, 3, 4)), random=True),
+    Case("Dropout3d", lambda: nn.Dropout3d(0.3), _ins(N(2, 2, 3, 3, 4)), random=True),
     # linear, containers
     Case("Linear", lambda: nn.Linear(4, 3), _ins(N(2, 4))),
     Case("Linear[no bias]", lambda: nn.Linear(4, 3, bias=False), _ins(N(2, 5, 4))),
@@ -365,13 +371,9 @@ EXCLUDED: dict[str, str] = {
     "unchanged, so single-process code never builds one",
 }
 
-# Layers that need mx.random routed while tracing (the 'random' branch adds it); their rows
-# come with that merge.
-PENDING: dict[str, str] = {
-    "Dropout": "draws its mask with mx.random.bernoulli (mx.random routing pending)",
-    "Dropout2d": "draws its mask with mx.random.bernoulli (mx.random routing pending)",
-    "Dropout3d": "draws its mask with mx.random.bernoulli (mx.random routing pending)",
-}
+# Layers waiting for another branch, and why (none now: the dropout layers, which waited for
+# mx.random's routing, have their cases).
+PENDING: dict[str, str] = {}
 
 
 # ---------------------------------------------------------------------------------------------

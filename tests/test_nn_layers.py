@@ -103,18 +103,25 @@ IDS = [c.name for c in CASES]
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_forward_jit_with_state(case):
-    """ad.jit with the module's state captured, called twice, against mx.compile's."""
+    """ad.jit with the module's state captured, called twice, against mx.compile's with the
+    module's state and the PRNG state captured (dropout draws a new mask at every call, the
+    same as MLX's from the same seed)."""
     ref, ins = _build(case)
     ours, _ = _build(case)
-    ref_state = [ref.state] if isinstance(ref, mnn.Module) else []
+    ref_state = [ref.state, mx.random.state] if isinstance(ref, mnn.Module) else []
     our_state = [ours.state] if isinstance(ours, mnn.Module) else []
     mlx_step = mx.compile(lambda *a: _call(case, ref, *a), inputs=ref_state, outputs=ref_state)
     our_step = ad.jit(lambda *a: _call(case, ours, *a), inputs=our_state, outputs=our_state)
-    for _ in range(2):
-        expected = mlx_step(*ins)
-        got = our_step(*ins)
+    runs = []
+    for step, m in ((mlx_step, ref), (our_step, ours)):
+        mx.random.seed(11)
+        runs.append([(step(*ins), _state(m)) for _ in range(2)])
+    for (got, got_state), (expected, expected_state) in zip(*runs):
         _close(_as_tree(got), _as_tree(expected), case, "output")
-        _close(_state(ours), _state(ref), case, "state after the call")
+        _close(got_state, expected_state, case, "state after the call")
+    if case.random:
+        (first, _), (second, _) = runs[1]
+        assert not np.array_equal(np.array(first), np.array(second)), "the same mask twice"
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.diff and c.grad], ids=lambda c: c.name)
@@ -125,8 +132,10 @@ def test_grad_inputs(case):
     ws = _weights(_call(case, _build(case)[0], *ins))
     f_ref = lambda *a: _scalar(_call(case, ref, *a), ws)
     f_ours = lambda *a: _scalar(_call(case, ours, *a), ws)
+    mx.random.seed(11)
     value, grads = ad.value_and_grad(f_ours, argnums=case.diff)(*ins)
     if case.mx_grad:
+        mx.random.seed(11)
         expected_value, expected = mx.value_and_grad(f_ref, argnums=list(case.diff))(*ins)
         expected = expected if isinstance(expected, tuple) else (expected,)
         _close(value, expected_value, case, "value")
@@ -161,15 +170,18 @@ def test_grad_parameters(case):
     ref, ins = _build(case)
     ws = _weights(_call(case, _build(case)[0], *ins))
     loss = lambda m, *a: _scalar(_call(case, m, *a), ws)
+    mx.random.seed(11)
     expected_value, expected = mnn.value_and_grad(ref, lambda *a: loss(ref, *a))(*ins)
 
     as_tree, _ = _build(case)
+    mx.random.seed(11)
     value, grads = ad.value_and_grad(loss)(as_tree, *ins)
     _close(value, expected_value, case, "value (module as pytree)")
     _close(grads, expected, case, "parameter gradient (module as pytree)")
     _close(_state(as_tree), _state(ref), case, "state after grad (module as pytree)")
 
     frontend, _ = _build(case)
+    mx.random.seed(11)
     value, grads = adnn.value_and_grad(frontend, lambda *a: loss(frontend, *a))(*ins)
     _close(value, expected_value, case, "value (autodiff.mlx.nn)")
     _close(grads, expected, case, "parameter gradient (autodiff.mlx.nn)")
@@ -198,8 +210,10 @@ def test_low_precision(case, dtype):
         if isinstance(m, mnn.Module):
             m.set_dtype(dtype)
     ins = tuple(_low(x, dtype) for x in ins)
+    mx.random.seed(11)
     expected = _call(case, ref, *ins)
     state = [ours.state] if isinstance(ours, mnn.Module) else []
+    mx.random.seed(11)
     got = ad.jit(lambda *a: _call(case, ours, *a), inputs=state, outputs=state)(*ins)
     for a, b in zip(tree_flatten(_as_tree(got)), tree_flatten(_as_tree(expected))):
         assert a[1].dtype == b[1].dtype, a[0]
@@ -212,8 +226,10 @@ def test_low_precision(case, dtype):
     ]
     f_ref = lambda *a: _scalar(_call(case, ref, *a), ws)
     f_ours = lambda *a: _scalar(_call(case, ours, *a), ws)
+    mx.random.seed(11)
     expected = mx.grad(f_ref, argnums=list(case.diff))(*ins)
     expected = expected if isinstance(expected, tuple) else (expected,)
+    mx.random.seed(11)
     for a, b in zip(ad.grad(f_ours, argnums=case.diff)(*ins), expected):
         assert a.dtype == b.dtype
         assert _rel_err(a, b) < 0.05

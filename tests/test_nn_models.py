@@ -1,6 +1,6 @@
 """Whole mlx.nn models under autodiff, against MLX running the same script: an MLP, a CNN
 (Conv2d, MaxPool2d/AvgPool2d, BatchNorm in training mode) and the Llama-style transformer of
-examples/train_transformer.py (Embedding, RMSNorm, RoPE, mx.fast attention, SwiGLU).
+examples/train_transformer.py (Embedding, RMSNorm, RoPE, mx.fast attention, SwiGLU, dropout).
 
 For each: the gradient at initialisation equals ``mlx.nn.value_and_grad``'s, and 50 training
 steps from the same initialisation and data give MLX's losses, parameters and running
@@ -66,8 +66,10 @@ class CNN(mnn.Module):
         return self.head(x.reshape(x.shape[0], -1))
 
 
-def llama():
-    return _example("train_transformer").Llama(vocab=20, dims=32, n_layers=2, n_heads=4)
+def llama(dropout=0.1):
+    return _example("train_transformer").Llama(
+        vocab=20, dims=32, n_layers=2, n_heads=4, dropout=dropout
+    )
 
 
 def classification(m, x, y):
@@ -145,7 +147,7 @@ def train(mx, nn, kind, compiled, steps=50):
     "compile" (``partial(mx.compile, inputs=state, outputs=state)``) or "ad.jit"."""
     _, loss_fn, make_opt = MODELS[kind]
     model, optimizer = _make(kind), make_opt()
-    state = [model.state, optimizer.state]
+    state = [model.state, optimizer.state, mxc.random.state]  # dropout draws from the PRNG
     if compiled == "ad.jit":
         loss_and_grad = ad.value_and_grad(loss_fn)
     else:
@@ -162,6 +164,7 @@ def train(mx, nn, kind, compiled, steps=50):
         step = ad.jit(step, inputs=state, outputs=state)
     data = _batches(kind)
     losses = []
+    mxc.random.seed(4)
     for i in range(steps):
         loss = step(*data[i % len(data)])
         mxc.eval(state)
@@ -231,7 +234,9 @@ def test_low_precision_transformer_gradients(dtype):
     ref, model = _make("llama"), _make("llama")
     ref.set_dtype(dtype)
     model.set_dtype(dtype)
+    mxc.random.seed(5)  # the same dropout masks
     value, expected = mnn.value_and_grad(ref, classification)(ref, x, y)
+    mxc.random.seed(5)
     ours_value, ours = adnn.value_and_grad(model, classification)(model, x, y)
     assert ours_value.dtype == value.dtype == dtype
     np.testing.assert_allclose(ours_value.item(), value.item(), rtol=1e-2)
