@@ -135,12 +135,14 @@ class LoRALinear(nn.Module):
 
 
 def add_lora(model: Llama, rank: int = 8) -> None:
-    """Freeze the whole model, then wrap the query and value projections of every block with
-    LoRA adapters: their ``lora_a``/``lora_b`` are the only trainable parameters."""
+    """Freeze the whole model, then wrap the query and value projections and the MLP's down
+    projection of every block with LoRA adapters: their ``lora_a``/``lora_b`` are the only
+    trainable parameters."""
     model.freeze()
     for layer in model.layers:
         layer.attention.q_proj = LoRALinear(layer.attention.q_proj, rank)
         layer.attention.v_proj = LoRALinear(layer.attention.v_proj, rank)
+        layer.feed_forward.w2 = LoRALinear(layer.feed_forward.w2, rank)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,12 +218,13 @@ def evaluate(model, tokens: np.ndarray, seq: int) -> float:
     return loss
 
 
-def generate(model, corpus: Corpus, prompt: str, n: int) -> str:
-    """Greedy decoding, eagerly in MLX."""
+def generate(model, corpus: Corpus, prompt: str, n: int, window: int) -> str:
+    """Greedy decoding, eagerly in MLX, seeing the last ``window`` characters (the length the
+    model was trained on)."""
     model.eval()
     tokens = [corpus.index[c] for c in prompt]
     for _ in range(n):
-        logits = model(mx.array(tokens)[None])
+        logits = model(mx.array(tokens[-window:])[None])
         tokens.append(int(mx.argmax(logits[0, -1])))
     model.train()
     return corpus.decode(tokens)
@@ -246,7 +249,7 @@ def main(fast: bool = False, seed: int = 0) -> dict:
     losses = train(
         model, batches(base_text, batch, seq, seed), steps, 3e-3, "pretrain", max(1, steps // 5)
     )
-    print("  sample:", repr(generate(model, corpus, "The keeper ", 60 if fast else 200)))
+    print("  sample:", repr(generate(model, corpus, "The keeper ", 60 if fast else 200, seq)))
     new_before = evaluate(model, new_text, seq)
 
     # 2. LoRA fine-tuning on the recipes, base frozen.
@@ -270,7 +273,7 @@ def main(fast: bool = False, seed: int = 0) -> dict:
     base_unchanged = all(np.array_equal(v, after[k]) for k, v in base.items())
     print(f"  recipes.txt loss: {new_before:.3f} before LoRA, {new_after:.3f} after")
     print(f"  base weights unchanged by LoRA fine-tuning: {base_unchanged}")
-    print("  sample:", repr(generate(model, corpus, "Take ", 60 if fast else 200)))
+    print("  sample:", repr(generate(model, corpus, "Take ", 60 if fast else 200, seq)))
     return {
         "losses": losses,
         "lora_losses": lora_losses,

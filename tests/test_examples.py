@@ -74,4 +74,4 @@ def test_train_transformer():
     assert sum(losses[-10:]) < 0.6 * sum(losses[:10])
     assert sum(lora[-10:]) < sum(lora[:10])
     assert result["new_text_loss_after"] < result["new_text_loss_before"]
-    assert result["base_unchanged"] and result["trainable"] < result["parameters"] / 10
+    assert result["base_unchanged"] and result["trainable"] < result["parameters"] / 5
