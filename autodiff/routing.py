@@ -186,14 +186,22 @@ class _RoutedAt:
 _CompiledType = type(mx.compile(lambda x: x))  # also the type of mx.checkpoint's functions
 _compiled_call = _CompiledType.__call__
 _mx_checkpoint = mx.checkpoint
+_python_fun: dict[int, tuple] = {}  # id -> (the compiled object, its Python function)
 
 
 def _wrapped_function(compiled):
     """The Python function an ``mx.compile`` object compiles (MLX keeps it as a referent).
-    Looked up at every traced call, never cached by ``id``: these objects are made and freed
-    often (``mlx.nn``'s checkpointed layers make one per call), and ids are reused."""
+    The cache holds the object itself: these objects are made and freed often (``mlx.nn``'s
+    checkpointed layers make one per call), and a freed object's id is reused by the next."""
+    hit = _python_fun.get(id(compiled))
+    if hit is not None and hit[0] is compiled:
+        return hit[1]
     funs = [r for r in gc.get_referents(compiled) if isinstance(r, types.FunctionType)]
-    return funs[0] if len(funs) == 1 else None
+    fun = funs[0] if len(funs) == 1 else None
+    if len(_python_fun) >= 256:
+        _python_fun.clear()
+    _python_fun[id(compiled)] = (compiled, fun)
+    return fun
 
 
 def _routed_compiled_call(self, *args, **kwargs):

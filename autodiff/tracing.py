@@ -469,12 +469,13 @@ def computed_writes() -> list[tuple[dict, Any, Tracer]]:
     tracer)``, once per slot. A transform can return these values from the traced program
     and store them when it has run, as MLX's transforms leave such writes in place
     (``nn.BatchNorm``'s running statistics, updated during a forward pass)."""
-    if not _state.journals or not _state.stack:
+    journal = _state.journals[-1] if _state.journals else None
+    if not journal or not _state.stack:
         return []
     b = _state.stack[-1]
     inputs = set(b.invars)
     seen, found = set(), []
-    for container, key, _ in _state.journals[-1]:
+    for container, key, _ in journal:
         if (id(container), key) in seen:
             continue
         seen.add((id(container), key))

@@ -339,3 +339,17 @@ def test_jit_warns_about_module_writes_it_discards():
         warnings.simplefilter("error")
         ad.jit(lambda x: m(x), inputs=[m.state], outputs=[m.state])(x)
     np.testing.assert_allclose(m.running_mean, 0.1 * mx.mean(x, axis=0), rtol=1e-5)
+
+
+def test_compiled_functions_made_and_freed_in_a_loop():
+    """Each mx.compile'd function is traced through as itself, though a freed one's id is
+    reused by the next (an id-keyed cache gave every call the first function)."""
+
+    def f(x):
+        out = 0.0
+        for i in range(1, 4):
+            out = out + mx.compile(lambda x, i=i: x * i)(x)
+        return mx.sum(out)
+
+    x = mx.ones(3)
+    np.testing.assert_array_equal(ad.grad(f)(x), mx.full((3,), 6.0))
