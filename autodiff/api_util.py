@@ -15,7 +15,7 @@ from autodiff.errors import TransformError
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
 from autodiff.program import structural_key
-from autodiff.tracing import Tracer, aval_of, snapshot, trace_flat
+from autodiff.tracing import Tracer, aval_of, computed_writes, snapshot, trace_flat
 from autodiff.transforms.dce import dce
 from autodiff.tree import tree_flatten, tree_unflatten
 
@@ -83,19 +83,32 @@ class Traced(NamedTuple):
     n_out: int  # flat outputs before the aux ones
     key: Any
     has_modules: bool = True  # whether mlx.nn modules are among the inputs
+    writes: tuple = ()  # (container, key) of values computed and stored (the last outputs)
 
 
 _ONE_LEAF_LIST = tree_flatten([0])[1]
 
 
 def trace_fun(
-    fun, args, kwargs, argnums, transform, has_aux=False, leaves=None, in_tree=None, avals=None
+    fun,
+    args,
+    kwargs,
+    argnums,
+    transform,
+    has_aux=False,
+    leaves=None,
+    in_tree=None,
+    avals=None,
+    writes=False,
 ):
     """Trace ``fun`` with the pytree leaves of ``args[argnums]`` as inputs; the rest are
     closed over (concrete values stay concrete, as in JAX).
 
     ``leaves``/``in_tree`` may be given (already flattened); ``avals`` overrides the traced
-    input types (vmap traces one example of batched leaves).
+    input types (vmap traces one example of batched leaves). With ``writes``, values the
+    function computed and stored in a module (``tracing.computed_writes``) are the program's
+    last outputs, after the aux ones, and ``Traced.writes`` says where they go
+    (:func:`store_writes`).
     """
     name = fun_name(fun)
     has_modules = True  # (unknown when given the leaves)
@@ -125,18 +138,45 @@ def trace_fun(
         out_leaves, out_tree = tree_flatten(out)
         for o in out_leaves + aux_leaves:
             check_output(o, name, transform)
-        return out_leaves + aux_leaves, (out_tree, aux_tree, len(out_leaves))
+        stored = computed_writes() if writes else []
+        return out_leaves + aux_leaves + [v for _, _, v in stored], (
+            out_tree,
+            aux_tree,
+            len(out_leaves),
+            tuple((c, k) for c, k, _ in stored),
+        )
 
     if avals is None:
         avals = [leaf_aval(x, name, transform) for x in leaves]
-    closed, (out_tree, aux_tree, n_out) = trace_flat(flat_fun, avals, name, transform)
+    closed, (out_tree, aux_tree, n_out, stored) = trace_flat(flat_fun, avals, name, transform)
     jaxpr = closed.jaxpr
     opened = ClosedJaxpr(Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars), [])
     key = structural_key(opened)
     run_args = list(closed.consts) + [leaf_value(x) for x in values]
     return Traced(
-        opened, run_args, len(closed.consts), in_tree, out_tree, aux_tree, n_out, key, has_modules
+        opened,
+        run_args,
+        len(closed.consts),
+        in_tree,
+        out_tree,
+        aux_tree,
+        n_out,
+        key,
+        has_modules,
+        stored,
     )
+
+
+def store_writes(writes, values) -> None:
+    """Store the values a traced function computed and stored in modules (see ``trace_fun``)
+    where it stored them, as the function did when MLX ran it: ``nn.BatchNorm``'s running
+    statistics after ``grad`` of a training-mode forward pass. A module that was a pytree
+    argument stands for the user's module (``autodiff/modules.py``), which gets the value.
+    Inside an enclosing trace the values are that trace's, and it handles them in turn."""
+    from autodiff.modules import origin
+
+    for (container, key), value in zip(writes, values):
+        origin(container)[key] = value
 
 
 def leaf_aval(x, name, transform) -> ShapedArray:

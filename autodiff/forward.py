@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from autodiff.api_util import fun_name, keep_outputs, leaf_value, trace_fun, zeros
+from autodiff.api_util import fun_name, keep_outputs, leaf_value, store_writes, trace_fun, zeros
 from autodiff.dtypes import is_inexact
 from autodiff.ir import ClosedJaxpr
 from autodiff.program import Program, cached
@@ -68,7 +68,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fa
     """
     p_leaves, p_tree, t_leaves = _check_tangents(primals, tangents, "jvp", fun)
     nums = tuple(range(len(primals)))
-    traced = trace_fun(fun, tuple(primals), {}, nums, "jvp", has_aux, p_leaves, p_tree)
+    traced = trace_fun(fun, tuple(primals), {}, nums, "jvp", has_aux, p_leaves, p_tree, writes=True)
     diff = [is_inexact(a.dtype) for a in traced.closed.in_avals[traced.n_consts :]]
     n_all = len(traced.closed.out_avals)
     key = ("jvp", tuple(diff), traced.n_consts, traced.n_out, traced.key)
@@ -84,8 +84,10 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fa
     results = program(*traced.run_args, *ts)
     out = tree_unflatten(traced.out_tree, results[: traced.n_out])
     t_out = tree_unflatten(traced.out_tree, results[n_all:])
+    n_aux_end = n_all - len(traced.writes)
+    store_writes(traced.writes, results[n_aux_end:n_all])
     if has_aux:
-        return out, t_out, tree_unflatten(traced.aux_tree, results[traced.n_out : n_all])
+        return out, t_out, tree_unflatten(traced.aux_tree, results[traced.n_out : n_aux_end])
     return out, t_out
 
 

@@ -15,12 +15,14 @@ tuples in order; other leaves are not state.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable
 
 import mlx.core as mx
 
+from autodiff.errors import user_frame
 from autodiff.ops.random import KEY, KeyThread, pop_key_thread, push_key_thread
-from autodiff.tracing import Tracer, aval_of
+from autodiff.tracing import Tracer, aval_of, computed_writes
 
 
 def slots(tree, path=()) -> list[tuple[tuple, object]]:
@@ -44,6 +46,36 @@ def write(root, path: tuple, value) -> None:
             f"dicts, not tuples (at {path})"
         )
     node[path[-1]] = value
+
+
+def _warn_uncaptured(outs) -> None:
+    """Values the traced function computed and stored in a module (``nn.BatchNorm``'s running
+    statistics, parameters an optimizer updated) are discarded when the trace ends unless
+    they are captured state: say so, since the program otherwise silently drops them."""
+    captured = {id(v) for _, v in outs}
+    lost = [(c, k) for c, k, v in computed_writes() if id(v) not in captured]
+    if lost:
+        where = ", ".join(f"{type(c).__name__}.{k}" for c, k in lost[:4])
+        more = f" and {len(lost) - 4} more" if len(lost) > 4 else ""
+        message = (
+            f"[jit] the function stored values it computed in {where}{more}, which are not "
+            "captured state, so they are discarded after each call (mx.compile would leave "
+            "arrays there that cannot be evaluated). Capture the module's state: "
+            "ad.jit(f, inputs=[model.state], outputs=[model.state]), or "
+            "mx.compile(f, inputs=..., outputs=...) with autodiff.mlx."
+        )
+        f = user_frame()
+        if f is None:
+            warnings.warn(message, stacklevel=2)
+        else:  # point at the user's call of the jitted function
+            warnings.warn_explicit(
+                message,
+                UserWarning,
+                f.f_code.co_filename,
+                f.f_lineno,
+                module=f.f_globals.get("__name__"),
+                registry=f.f_globals.setdefault("__warningregistry__", {}),
+            )
 
 
 class Implicit:
@@ -76,6 +108,7 @@ class Implicit:
             try:
                 out = call(*args)
                 outs = slots(self.outputs) if self.outputs is not None else []
+                _warn_uncaptured(outs)
             finally:
                 pop_key_thread()
                 for path, original in saved:  # never leave tracers in the user's objects

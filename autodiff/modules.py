@@ -71,11 +71,21 @@ def unregistered_modules(leaves) -> bool:
     return found
 
 
+_ORIGIN = "_autodiff_clone_of"
+
+
+def origin(module):
+    """The user's module that ``module`` is a traced copy of (or ``module`` itself)."""
+    return module.__dict__.get(_ORIGIN, module) if Module is not None else module
+
+
 def _clone(obj):
-    """A copy of a module's structure (modules, lists, dicts), sharing its arrays."""
+    """A copy of a module's structure (modules, lists, dicts), sharing its arrays; each copied
+    module remembers its original (:func:`origin`)."""
     if Module is not None and isinstance(obj, Module):
         new = obj.__class__.__new__(obj.__class__)
         new.__dict__.update(obj.__dict__)
+        new.__dict__[_ORIGIN] = origin(obj)
         for k, v in obj.items():
             dict.__setitem__(new, k, _clone(v))
         return new

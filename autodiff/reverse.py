@@ -21,6 +21,7 @@ from autodiff.api_util import (
     fun_name,
     keep_outputs,
     leaf_value,
+    store_writes,
     trace_fun,
     zeros,
 )
@@ -109,7 +110,7 @@ def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool, holomorp
         nums = nums_for.get(len(args))
         if nums is None:
             nums = nums_for[len(args)] = check_argnums(argnums, len(args), "grad", fun)
-        traced = trace_fun(fun, args, kwargs, nums, "grad", has_aux)
+        traced = trace_fun(fun, args, kwargs, nums, "grad", has_aux, writes=True)
         key = (
             "grad",
             with_value,
@@ -133,6 +134,9 @@ def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool, holomorp
         if not with_value:
             n_all -= 1
         grads = results[n_all:]
+        if traced.writes:
+            n_all -= len(traced.writes)
+            store_writes(traced.writes, results[n_all : n_all + len(traced.writes)])
         if (
             all_diff
             and isinstance(argnums, int)
@@ -223,14 +227,16 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
         >>> (ct,) = vjp_fn(mx.ones(2))  # cos(x)
     """
     nums = tuple(range(len(primals)))
-    traced = trace_fun(fun, primals, {}, nums, "vjp", has_aux)
+    traced = trace_fun(fun, primals, {}, nums, "vjp", has_aux, writes=True)
     diff = [is_inexact(a.dtype) for a in traced.closed.in_avals[traced.n_consts :]]
     name = fun_name(fun)
     key = ("vjp", tuple(diff), traced.n_consts, traced.n_out, traced.key)
     entry = cached(key, lambda: _build_vjp(traced, diff, f"vjp_{name}"))
     results = entry.fwd(*traced.run_args)
-    n_all = len(traced.closed.out_avals)
-    outs, res = results[: traced.n_out], results[n_all:]
+    nw = len(traced.writes)
+    n_all = len(traced.closed.out_avals) - nw
+    store_writes(traced.writes, results[n_all : n_all + nw])
+    outs, res = results[: traced.n_out], results[n_all + nw :]
     out_avals = traced.closed.out_avals[: traced.n_out]
     out_nz = entry.out_nz[: traced.n_out]
 

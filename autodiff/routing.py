@@ -12,7 +12,10 @@ When the number of active traces in the process goes from 0 to 1, this module sw
   in-place update of a concrete array that a trace has captured leaves the captured value
   as it was (as eager MLX would);
 - the call of ``mx.compile``d functions (``mlx.nn``'s activations are), which runs the Python
-  function being compiled when it receives a traced value;
+  function being compiled when it receives a traced value, and ``mx.checkpoint``, whose
+  functions made while tracing checkpoint traced values with autodiff's ``checkpoint``;
+- the mlx.core functions ``mlx.nn`` modules hold (pooling layers keep ``mx.max``/``mx.mean``;
+  ``nn.Sequential(nn.Linear(2, 4), mx.tanh)``): while tracing, they are the routed ones;
 - ``mx.array`` as ``mlx.nn``'s ``Module`` code sees it in ``isinstance`` checks, so a model
   can hold traced parameters (``model.update(params)`` inside a traced loss works).
 
@@ -30,11 +33,13 @@ import types
 
 import mlx.core as mx
 
-from autodiff import tracing
+from autodiff import modules, tracing
 from autodiff.tracing import Tracer
 
 _module_swaps: list[tuple[dict, dict, dict]] = []  # (module __dict__, ours, originals)
 _type_swaps: list[tuple[type, dict, dict]] = []  # (type, ours, originals)
+_NbFunction = type(mx.sin)
+_routed_by_original: dict = {}  # an mlx.core function -> the function routed in its place
 
 
 def register(mx_module, anp_module, exclude=()) -> None:
@@ -47,6 +52,8 @@ def register(mx_module, anp_module, exclude=()) -> None:
         if orig is None or isinstance(orig, type) or orig is fn:
             continue
         ours[name], originals[name] = fn, orig
+        if type(orig) is _NbFunction:
+            _routed_by_original.setdefault(orig, fn)
     _module_swaps.append((mx_module.__dict__, ours, originals))
 
 
@@ -176,19 +183,24 @@ class _RoutedAt:
 # mx.compile'd functions
 
 
-_CompiledType = type(mx.compile(lambda x: x))
+_CompiledType = type(mx.compile(lambda x: x))  # also the type of mx.checkpoint's functions
 _compiled_call = _CompiledType.__call__
-_python_fun: dict[int, object] = {}
+_mx_checkpoint = mx.checkpoint
+_python_fun: dict[int, tuple] = {}  # id -> (the compiled object, its Python function)
 
 
 def _wrapped_function(compiled):
-    """The Python function an ``mx.compile`` object compiles (MLX keeps it as a referent)."""
-    fun = _python_fun.get(id(compiled))
-    if fun is None:
-        funs = [r for r in gc.get_referents(compiled) if isinstance(r, types.FunctionType)]
-        if len(funs) != 1:
-            return None
-        fun = _python_fun[id(compiled)] = funs[0]
+    """The Python function an ``mx.compile`` object compiles (MLX keeps it as a referent).
+    The cache holds the object itself: these objects are made and freed often (``mlx.nn``'s
+    checkpointed layers make one per call), and a freed object's id is reused by the next."""
+    hit = _python_fun.get(id(compiled))
+    if hit is not None and hit[0] is compiled:
+        return hit[1]
+    funs = [r for r in gc.get_referents(compiled) if isinstance(r, types.FunctionType)]
+    fun = funs[0] if len(funs) == 1 else None
+    if len(_python_fun) >= 256:
+        _python_fun.clear()
+    _python_fun[id(compiled)] = (compiled, fun)
     return fun
 
 
@@ -198,6 +210,33 @@ def _routed_compiled_call(self, *args, **kwargs):
         if fun is not None:
             return fun(*args, **kwargs)
     return _compiled_call(self, *args, **kwargs)
+
+
+def _tree_has_tracer(x) -> bool:
+    t = type(x)
+    if t is Tracer:
+        return True
+    if t is list or t is tuple:
+        return any(_tree_has_tracer(v) for v in x)
+    if isinstance(x, dict):
+        return any(_tree_has_tracer(v) for v in x.values())
+    return False
+
+
+def _routed_checkpoint(fun):
+    """``mx.checkpoint(fun)`` made while tracing (``mlx.nn``'s checkpointed layers make one at
+    every call): called with traced values it is autodiff's checkpoint (the region is
+    recomputed in the backward pass, as MLX's would be), otherwise MLX's own."""
+    from autodiff.control.remat import checkpoint
+
+    ours, theirs = checkpoint(fun), _mx_checkpoint(fun)
+
+    def checkpointed(*args, **kwargs):
+        if _tree_has_tracer(args) or _tree_has_tracer(kwargs):
+            return ours(*args, **kwargs)
+        return theirs(*args, **kwargs)
+
+    return checkpointed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,9 +271,15 @@ class _MxForNN:
 
 def _module_setitem(self, key, value):
     """``Module.__setitem__`` while tracing: storing a traced value is undone when the trace
-    that made it ends (``tracing.record_write``)."""
+    that made it ends (``tracing.record_write``; a transform may store its computed value
+    then, ``api_util.store_writes``). A concrete value stored in a module's traced copy (a
+    module passed to a transform as a pytree) is stored in the user's module too."""
     if type(value) is Tracer:
         tracing.record_write(self, key, dict.get(self, key, tracing.ABSENT))
+    else:
+        user = modules.origin(self)
+        if user is not self:
+            user[key] = value
     dict.__setitem__(self, key, value)
 
 
@@ -264,10 +309,52 @@ def _unpatch_module():
         _module_patched = False
 
 
+def _sequential_call(self, x):
+    """``nn.Sequential.__call__`` while tracing: its steps may be mlx.core functions
+    (``nn.Sequential(nn.Linear(2, 4), mx.tanh)``), called routed."""
+    for step in self.layers:
+        if type(step) is _NbFunction:
+            step = _routed_by_original.get(step, step)
+        x = step(x)
+    return x
+
+
+_pool_call_mlx = None  # mlx.nn's _Pool.__call__ (set by _nn_swaps)
+
+
+class _RoutedPool:
+    """A pooling layer as its ``__call__`` sees it while tracing: the mlx.core function it
+    holds (``mx.max``, ``mx.mean``, stored when it was built) is the routed one."""
+
+    __slots__ = ("_layer", "_pooling_function")
+
+    def __init__(self, layer, fn):
+        self._layer, self._pooling_function = layer, fn
+
+    def __getattr__(self, name):
+        return getattr(self._layer, name)
+
+
+def _pool_call(self, x):
+    fn = self._pooling_function
+    if type(fn) is _NbFunction and type(x) is Tracer:
+        return _pool_call_mlx(_RoutedPool(self, _routed_by_original.get(fn, fn)), x)
+    return _pool_call_mlx(self, x)
+
+
 def _nn_swaps():
     import mlx.nn.layers.base as base
+    from mlx.nn.layers.containers import Sequential
+    from mlx.nn.layers.pooling import _Pool
+
+    global _pool_call_mlx
+    _pool_call_mlx = _Pool.__call__
 
     _module_swaps.append((base.__dict__, {"mx": _MxForNN()}, {"mx": base.__dict__["mx"]}))
+    _type_swaps.append(
+        (Sequential, {"__call__": _sequential_call}, {"__call__": Sequential.__call__})
+    )
+    _type_swaps.append((_Pool, {"__call__": _pool_call}, {"__call__": _pool_call_mlx}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,6 +395,9 @@ def install() -> None:
     _type_swaps.append((mx.array, *_array_methods()))
     _type_swaps.append(
         (_CompiledType, {"__call__": _routed_compiled_call}, {"__call__": _compiled_call})
+    )
+    _module_swaps.append(
+        (mx.__dict__, {"checkpoint": _routed_checkpoint}, {"checkpoint": _mx_checkpoint})
     )
     _nn_swaps()
     tracing.trace_hooks.append((_enter, _leave))

@@ -463,6 +463,28 @@ def record_write(container: dict, key, old) -> None:
         _state.journals[-1].append((container, key, old))
 
 
+def computed_writes() -> list[tuple[dict, Any, Tracer]]:
+    """The writes recorded by :func:`record_write` in the innermost trace whose container
+    still holds a value computed in that trace (not one of its inputs): ``(container, key,
+    tracer)``, once per slot. A transform can return these values from the traced program
+    and store them when it has run, as MLX's transforms leave such writes in place
+    (``nn.BatchNorm``'s running statistics, updated during a forward pass)."""
+    journal = _state.journals[-1] if _state.journals else None
+    if not journal or not _state.stack:
+        return []
+    b = _state.stack[-1]
+    inputs = set(b.invars)
+    seen, found = set(), []
+    for container, key, _ in journal:
+        if (id(container), key) in seen:
+            continue
+        seen.add((id(container), key))
+        v = dict.get(container, key)
+        if type(v) is Tracer and v.builder is b and v.ir_var not in inputs:
+            found.append((container, key, v))
+    return found
+
+
 def inline(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
     """Append the equations of ``closed`` to the current trace, applied to ``args``."""
     b = _state.stack[-1]

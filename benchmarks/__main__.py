@@ -80,6 +80,8 @@ def main(argv=None) -> int:
         eqns = len(w.program().eqns) if w.program else None
         jax_eqns = w.jax_eqns() if w.jax_eqns else None
         ratios = {ours: times[ours] / times[base] for ours, base in OURS_VS.items()}
+        extra = {k: times[a] / times[b] for k, (a, b) in w.extra.get("ratios", {}).items()}
+        notes = w.notes + "".join(f"; {k} = {v:.2f}" for k, v in extra.items())
         peaks = {name: peak_memory(fn) for name, fn in w.contenders.items()}
         results.append(
             {
@@ -90,12 +92,16 @@ def main(argv=None) -> int:
                 "peak_bytes": peaks,
                 "eqns": eqns,
                 "jax_eqns": jax_eqns,
-                "notes": w.notes,
+                "notes": notes,
+                "extra_ratios": extra,
             }
         )
         print(
             f"done in {time.perf_counter() - t0:.1f}s: "
-            + ", ".join(f"{k} / {OURS_VS[k]} = {v:.2f}" for k, v in ratios.items())
+            + ", ".join(
+                [f"{k} / {OURS_VS[k]} = {v:.2f}" for k, v in ratios.items()]
+                + [f"{k} = {v:.2f}" for k, v in extra.items()]
+            )
         )
     summary = (
         {

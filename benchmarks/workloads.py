@@ -300,6 +300,80 @@ def attention() -> Workload:
     )
 
 
+def _example(name: str):
+    """A module of examples/ (not a package), loaded by path."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def transformer_step(quick: bool = False) -> Workload:
+    """One training step of examples/train_transformer.py's Llama-style model (loss, gradient
+    of the trainable parameters, AdamW update of model and optimizer in place)."""
+    from functools import partial
+
+    import mlx.nn as nn
+    import mlx.optimizers as optim
+
+    import autodiff.mlx.nn as adnn
+
+    ex = _example("train_transformer")
+    vocab, dims, layers, seq, batch = 64, 64, 2, 64, 8
+    rng = _rng(6)
+    w = rng.integers(0, vocab, (batch, seq + 1))
+    x, y = mx.array(w[:, :-1]), mx.array(w[:, 1:])
+
+    def setup(value_and_grad):
+        mx.random.seed(0)
+        model = ex.Llama(vocab, dims=dims, n_layers=layers, n_heads=4)
+        opt = optim.AdamW(1e-3)
+        loss_and_grad = value_and_grad(model, ex.loss_fn)
+
+        def step(x, y):
+            loss, grads = loss_and_grad(model, x, y)
+            opt.update(model, grads)
+            return loss
+
+        return step, [model.state, opt.state]
+
+    def run(step, state):
+        def call():
+            loss = step(x, y)
+            mx.eval(loss, state)
+            return loss
+
+        return call
+
+    mlx_step, mlx_state = setup(nn.value_and_grad)
+    mlx_compiled, mlx_cstate = setup(nn.value_and_grad)
+    mlx_compiled = partial(mx.compile, inputs=mlx_cstate, outputs=mlx_cstate)(mlx_compiled)
+    our_step, our_state = setup(adnn.value_and_grad)
+    our_jitted, our_jstate = setup(adnn.value_and_grad)
+    our_jitted = ad.jit(our_jitted, inputs=our_jstate, outputs=our_jstate)
+    contenders = {
+        "mx.grad": run(mlx_step, mlx_state),
+        "mx.compile(mx.grad)": run(mlx_compiled, mlx_cstate),
+        "ad.grad": run(our_step, our_state),
+        "ad.jit(ad.grad)": run(our_jitted, our_jstate),
+    }
+    return Workload(
+        f"Llama-style training step, {layers} layers, d {dims}, seq {seq}, batch {batch}",
+        "model",
+        contenders,
+        program=lambda: our_jitted.trace(x, y),
+        notes="MLX: nn.value_and_grad + AdamW update, un-compiled (mx.grad column) and under "
+        "partial(mx.compile, inputs=state, outputs=state); ours: autodiff.mlx.nn.value_and_grad "
+        "+ the same update, un-compiled (ad.grad) and under ad.jit(step, inputs=state, "
+        "outputs=state)",
+        extra={"ratios": {"ad.jit step / un-compiled MLX step": ("ad.jit(ad.grad)", "mx.grad")}},
+    )
+
+
 def all_workloads(quick: bool) -> list[Callable[[], Workload]]:
     sizes = [10, 1000, 100_000, 10_000_000]
     return (
@@ -307,4 +381,5 @@ def all_workloads(quick: bool) -> list[Callable[[], Workload]]:
         + [tiny_mlp, mlp]
         + [lambda k=k: nested_grad(k) for k in (1, 2, 3, 4)]
         + [hvp, hessian_100, per_example, attention]
+        + [lambda: transformer_step(quick)]
     )

@@ -1,5 +1,10 @@
-"""Train an MLP classifier on scikit-learn's handwritten digits with ``ad.value_and_grad`` and
-``mlx.optimizers.Adam``; report test accuracy and save the loss curve.
+"""Train an ``mlx.nn`` MLP classifier on scikit-learn's handwritten digits with
+``ad.value_and_grad`` and ``mlx.optimizers.Adam``; report test accuracy and save the loss curve.
+
+The model is an ordinary ``mlx.nn.Module``. autodiff treats it as a pytree of its trainable
+parameters: ``ad.value_and_grad(loss_fn)(model, x, y)`` returns the gradient in the layout of
+``model.trainable_parameters()``, which ``optimizer.update(model, grads)`` takes, and the step
+is compiled with ``ad.jit``.
 
 Run:  pip install -e '.[examples]' && python examples/train_mlp.py
 """
@@ -10,12 +15,12 @@ import argparse
 import time
 
 import mlx.core as mx
+import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 from sklearn.datasets import load_digits
 
 import autodiff as ad
-import autodiff.numpy as anp
 
 
 def load_data(seed: int = 0):
@@ -29,40 +34,27 @@ def load_data(seed: int = 0):
     return mx.array(x[tr]), mx.array(y[tr]), mx.array(x[te]), mx.array(y[te])
 
 
-def init_params(sizes, seed=0):
-    """He-initialised dense layers, as a nested dict like ``mlx.nn.Module.parameters()``."""
-    rng = np.random.default_rng(seed)
-    layers = [
-        {
-            "w": mx.array(rng.standard_normal((m, n)).astype(np.float32) * np.sqrt(2.0 / m)),
-            "b": mx.zeros(n),
-        }
-        for m, n in zip(sizes[:-1], sizes[1:])
-    ]
-    return {"layers": layers}
+def make_model(sizes=(64, 128, 128, 10)) -> nn.Module:
+    """Dense layers with ReLU between them."""
+    layers = []
+    for m, n in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(m, n), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
 
 
-def forward(params, x):
-    *hidden, last = params["layers"]
-    for layer in hidden:
-        x = anp.maximum(x @ layer["w"] + layer["b"], 0.0)
-    return x @ last["w"] + last["b"]
-
-
-def loss_fn(params, x, y):
+def loss_fn(model, x, y):
     """Mean cross-entropy; labels are integer class ids."""
-    logits = forward(params, x)
-    logp = logits - anp.logsumexp(logits, axis=-1, keepdims=True)
-    return -anp.mean(anp.take_along_axis(logp, y[:, None], axis=-1))
+    return nn.losses.cross_entropy(model(x), y, reduction="mean")
 
 
-def accuracy(params, x, y) -> float:
-    return float(mx.mean(mx.argmax(forward(params, x), axis=-1) == y))
+def accuracy(model, x, y) -> float:
+    return float(mx.mean(mx.argmax(model(x), axis=-1) == y))
 
 
 def main(fast: bool = False, plot_path: str | None = "mlp_loss.png", seed: int = 0) -> dict:
     x_tr, y_tr, x_te, y_te = load_data(seed)
-    params = init_params([64, 128, 128, 10], seed)
+    mx.random.seed(seed)
+    model = make_model()
     opt = optim.Adam(learning_rate=3e-3)
     step = ad.jit(ad.value_and_grad(loss_fn))
     epochs, batch = (4 if fast else 30), 64
@@ -74,15 +66,15 @@ def main(fast: bool = False, plot_path: str | None = "mlp_loss.png", seed: int =
         losses = []
         for i in range(0, x_tr.shape[0] - batch + 1, batch):
             idx = order[i : i + batch]
-            loss, grads = step(params, x_tr[idx], y_tr[idx])
-            params = opt.apply_gradients(grads, params)
-            mx.eval(params, opt.state)
+            loss, grads = step(model, x_tr[idx], y_tr[idx])
+            opt.update(model, grads)
+            mx.eval(model.parameters(), opt.state)
             losses.append(float(loss))
         curve.extend(losses)
         print(
-            f"epoch {epoch:2d}/{epochs}  loss {np.mean(losses):.4f}  test accuracy {accuracy(params, x_te, y_te):.3f}  ({time.perf_counter() - t0:.1f}s)"
+            f"epoch {epoch:2d}/{epochs}  loss {np.mean(losses):.4f}  test accuracy {accuracy(model, x_te, y_te):.3f}  ({time.perf_counter() - t0:.1f}s)"
         )
-    acc = accuracy(params, x_te, y_te)
+    acc = accuracy(model, x_te, y_te)
     print(f"test accuracy: {acc:.3f} on {x_te.shape[0]} held-out digits")
     if plot_path:
         import matplotlib

@@ -66,3 +66,12 @@ def test_implicit_diff():
     result = load("implicit_diff").main(fast=True)
     assert result["diff_fd"] < 1e-5 and result["diff_unrolled"] < 1e-5
     assert result["losses"][-1] < result["losses"][0]
+
+
+def test_train_transformer():
+    result = load("train_transformer").main(fast=True)
+    losses, lora = result["losses"], result["lora_losses"]
+    assert sum(losses[-10:]) < 0.6 * sum(losses[:10])
+    assert sum(lora[-10:]) < sum(lora[:10])
+    assert result["new_text_loss_after"] < result["new_text_loss_before"]
+    assert result["base_unchanged"] and result["trainable"] < result["parameters"] / 5
