@@ -241,4 +241,7 @@ def dot_general(x, y, dimension_numbers):
 
 # The typed wrappers of the primitive families in autodiff/ops (imported last: those modules
 # write their rules with the wrappers above).
+from autodiff.ops.linalg import cholesky, inv, pinv, solve, tri_inv  # noqa: E402, F401
+from autodiff.ops.lu import det, lu, slogdet  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401
+from autodiff.ops.spectral import eig, eigh, qr, svd  # noqa: E402, F401

@@ -339,7 +339,10 @@ def jvp_eval(closed: ClosedJaxpr, primals: Sequence, tangents: Sequence):
         ts = [Zero(a.aval) if t is _ZERO else t for a, t in zip(eqn.inputs, ts)]
         rule = jvp_rules.get(eqn.prim)
         if rule is None:
-            raise NotImplementedError(f"jvp rule for '{eqn.prim.name}' is not implemented")
+            why = NO_JVP_RULE.get(eqn.prim)
+            raise NotImplementedError(
+                f"jvp rule for '{eqn.prim.name}' is not implemented" + (f": {why}" if why else "")
+            )
         out, t_out = rule(ps, ts, **eqn.params)
         outs, t_outs = ([out], [t_out]) if not eqn.prim.multiple_results else (out, t_out)
         for v, o, t in zip(eqn.outputs, outs, t_outs):

@@ -15,7 +15,10 @@ import math as _math
 
 import mlx.core as _mx
 
-from autodiff.numpy import _methods  # noqa: F401  (installs the mx.array surface on tracers)
+from autodiff.numpy import (
+    _methods,  # noqa: F401  (installs the mx.array surface on tracers)
+    linalg,  # noqa: F401  (anp.linalg, mirroring mx.linalg)
+)
 from autodiff.numpy._creation import (
     arange,
     array,

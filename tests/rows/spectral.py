@@ -1,0 +1,160 @@
+"""Rows for autodiff/ops/spectral.py: qr, svd, eigh, eigvalsh, eigvals, and the norms built on
+the singular values (plus cross and the other norms, composites of MLX's own operations).
+
+Singular values and eigenvalues are kept apart (vectors' derivatives need distinct ones): the
+inputs are ``H (D + 0.05 x) H'`` for a fixed diagonal ``D = diag(2, 4, 6, ...)`` and fixed
+reflections ``H``, ``H'``, so the spectrum stays separated and the vectors are not trivial.
+"""
+
+import mlx.core as mx
+import numpy as np
+from hypothesis import strategies as st
+from rowlib import A, Row, arrays_s
+
+import autodiff.numpy as anp
+
+LA = anp.linalg
+SQUARE = st.tuples(st.integers(0, 2), st.integers(1, 4))
+NO_MX = dict(mx_grad=False, mx_vmap=False)
+
+
+def mat(s, rows=None, cols=None):
+    b, n = s
+    return arrays_s(((b,) if b else ()) + (rows or n, cols or n), low=-1.0, high=1.0)
+
+
+def _reflection(n, seed):
+    v = np.random.default_rng(seed).standard_normal((n, 1))
+    return mx.array((np.eye(n) - 2 * v @ v.T / (v.T @ v)).astype(np.float32))
+
+
+def separated(x, symmetric=False):
+    """``H (D + 0.05 x) H'`` (``H = H'`` and ``x`` symmetrised if ``symmetric``)."""
+    m, n = x.shape[-2:]
+    d = mx.array(np.diag(2.0 * np.arange(1, min(m, n) + 1)).astype(np.float32))
+    d = mx.pad(d, [(0, m - min(m, n)), (0, n - min(m, n))])
+    if symmetric:
+        x = x + mx.swapaxes(x, -1, -2)
+    h1, h2 = _reflection(m, m), _reflection(n, n + 1)
+    return h1 @ (d + 0.05 * x) @ (h1 if symmetric else h2)
+
+
+def signed(v):
+    """Columns of ``v`` with their largest-magnitude entry made positive, and those signs.
+
+    LAPACK fixes singular and eigen vectors only up to sign, and float32 (MLX) and float64
+    (the reference interpreter) runs can disagree on it near a sign decision, so rows compare
+    sign-normalised vectors; derivatives are unaffected (the signs are piecewise constant)."""
+    big = anp.argmax(anp.abs(v), axis=-2, keepdims=True)
+    sign = anp.sign(anp.take_along_axis(v, big, axis=-2))
+    return v * sign, sign
+
+
+def eigh_signed(a, UPLO="L"):
+    w, v = LA.eigh(a, UPLO=UPLO)
+    return w, signed(v)[0]
+
+
+def svd_signed(a):
+    u, s, vt = LA.svd(a)
+    u, sign = signed(u)
+    return u, s, vt * mx.swapaxes(sign, -1, -2)
+
+
+def full_rank(x):
+    m, n = x.shape[-2:]
+    return x + 3.0 * max(m, n) * mx.array(np.eye(m, n)[::-1].copy())
+
+
+ROWS = [
+    Row("linalg_qr", lambda x: LA.qr(full_rank(x)), (mat,), shapes=SQUARE, **NO_MX),
+    Row(
+        "linalg_qr_tall",
+        lambda x: LA.qr(full_rank(x)),
+        (lambda s: mat(s, rows=s[1] + 2),),
+        shapes=SQUARE,
+        **NO_MX,
+    ),
+    Row(
+        "linalg_qr_wide",
+        lambda x: LA.qr(full_rank(x)),
+        (lambda s: mat(s, cols=s[1] + 2),),
+        shapes=SQUARE,
+        **NO_MX,
+    ),
+    Row("linalg_svd", lambda x: svd_signed(separated(x)), (mat,), shapes=SQUARE, **NO_MX),
+    Row(
+        "linalg_svd_values",
+        lambda x: LA.svd(separated(x), compute_uv=False),
+        (lambda s: mat(s, rows=s[1] + 1),),
+        shapes=SQUARE,
+        **NO_MX,
+    ),
+    Row(
+        "linalg_eigh",
+        lambda x: eigh_signed(separated(x, True) + anp.triu(x, 1)),
+        (mat,),
+        shapes=SQUARE,
+        **NO_MX,
+    ),
+    Row(
+        "linalg_eigh_upper",
+        lambda x: eigh_signed(separated(x, True) - anp.tril(x, -1), UPLO="U"),
+        (mat,),
+        shapes=SQUARE,
+        **NO_MX,
+    ),
+    Row(
+        "linalg_eigvalsh",
+        lambda x: LA.eigvalsh(separated(x, True)),
+        (mat,),
+        shapes=SQUARE,
+        **NO_MX,
+    ),
+    # complex results, not differentiable yet; compared by value (real parts in the table's
+    # float comparisons, both parts in tests/test_linalg.py)
+    Row("linalg_eigvals", LA.eigvals, (mat,), shapes=SQUARE, diff=None, mx_vmap=False),
+    Row(
+        "linalg_norm_singular_values",
+        lambda x: (
+            LA.norm(separated(x), ord="nuc")
+            + LA.norm(separated(x), ord=2)
+            + LA.norm(separated(x), ord=-2)
+        ),
+        (lambda s: mat(s, cols=s[1] + 1),),
+        shapes=st.tuples(st.just(0), st.integers(1, 4)),
+        **NO_MX,
+    ),
+    Row(
+        "linalg_norm_matrix",
+        lambda x: (
+            LA.norm(x, ord="fro", axis=(-1, 0), keepdims=True)
+            + LA.norm(x, ord=1, axis=(0, -1), keepdims=True)
+            + LA.norm(x, ord=float("inf"), axis=(0, -1), keepdims=True)
+            + LA.norm(x, ord=-1, axis=(0, -1), keepdims=True)
+            + LA.norm(x, ord=float("-inf"), axis=(0, -1), keepdims=True)
+        ),
+        (A(away=(0.0,)),),
+        shapes=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+    ),
+    Row(
+        "linalg_norm_vector",
+        lambda x: (
+            LA.norm(x)
+            + LA.norm(x, axis=-1)[..., None]
+            + LA.norm(x, ord=1, axis=0)
+            + LA.norm(x, ord=3, axis=-1, keepdims=True)
+            + LA.norm(x, ord=float("inf"), axis=0)
+            + LA.norm(x, ord=float("-inf"), axis=-1, keepdims=True)
+        ),
+        (A(away=(0.0,)),),
+        shapes=st.tuples(st.integers(1, 3), st.integers(1, 4)),
+    ),
+    Row(
+        "linalg_cross",
+        lambda a, b: LA.cross(a, b) + LA.cross(a[..., :2], b) + LA.cross(b[..., :2], a[..., :2]),
+        (lambda s: arrays_s(s + (3,)), lambda s: arrays_s((3,))),
+        shapes=st.tuples(st.integers(1, 3)),
+        diff=(0, 1),
+    ),
+]
