@@ -54,3 +54,10 @@ def test_dp_sgd():
 def test_newton():
     result = load("newton").main(fast=True)
     assert result["final_grad_norm"] < 1e-5 and result["iterations"] <= 8
+
+
+def test_gaussian_process():
+    result = load("gaussian_process").main(fast=True)
+    assert result["final_grad_norm"] < 1e-2 and result["steps"] <= 8
+    assert result["final_nll"] < result["initial_nll"] - 10
+    assert result["rmse"] < 0.5 * result["initial_rmse"]

@@ -168,14 +168,18 @@ def _svd_jvp(primals, tangents, compute_uv, full_matrices):
     return outs, [du, ds, mT(dv)]
 
 
-def _svd_mlx(a, compute_uv, full_matrices):
-    if not compute_uv:
-        return mx.linalg.svd(a, compute_uv=False, stream=mx.cpu)
+def _svd_thin(a):
     u, s, vt = mx.linalg.svd(a, stream=mx.cpu)
-    if full_matrices:
-        return u, s, vt
     k = s.shape[-1]
     return u[..., :k], s, vt[..., :k, :]
+
+
+def _svd_lowering(args, ins, outs, compute_uv, full_matrices):
+    if not compute_uv:
+        return f"mx.linalg.svd({args[0]}, compute_uv=False, stream=mx.cpu)"
+    if full_matrices:
+        return f"mx.linalg.svd({args[0]}, stream=mx.cpu)"
+    return f"_svd_thin({args[0]})"
 
 
 def _svd_np(a, compute_uv, full_matrices):
@@ -189,10 +193,8 @@ def _svd_np(a, compute_uv, full_matrices):
 
 
 jvp_rules[svd_p] = _svd_jvp
-helpers["_svd"] = _svd_mlx
-lowerings[svd_p] = lambda a, ins, outs, compute_uv, full_matrices: (
-    f"_svd({a[0]}, {compute_uv}, {full_matrices})"
-)
+helpers["_svd_thin"] = _svd_thin
+lowerings[svd_p] = _svd_lowering
 impls[svd_p] = _svd_np
 
 # ---------------------------------------------------------------------------------------------
@@ -241,16 +243,13 @@ def _eigh_np(a, lower, compute_v):
     return w, v
 
 
-def _eigh_mlx(a, lower, compute_v):
-    uplo = "L" if lower else "U"
-    if compute_v:
-        return mx.linalg.eigh(a, UPLO=uplo, stream=mx.cpu)
-    return mx.linalg.eigvalsh(a, UPLO=uplo, stream=mx.cpu)
+def _eigh_lowering(args, ins, outs, lower, compute_v):
+    fn = "eigh" if compute_v else "eigvalsh"
+    return f"mx.linalg.{fn}({args[0]}, UPLO={'L' if lower else 'U'!r}, stream=mx.cpu)"
 
 
 jvp_rules[eigh_p] = _eigh_jvp
-helpers["_eigh"] = _eigh_mlx
-lowerings[eigh_p] = lambda a, ins, outs, lower, compute_v: f"_eigh({a[0]}, {lower}, {compute_v})"
+lowerings[eigh_p] = _eigh_lowering
 impls[eigh_p] = _eigh_np
 
 # ---------------------------------------------------------------------------------------------
@@ -270,12 +269,6 @@ def eig(a, compute_v: bool = True):
     """``[w, V]`` (or ``[w]``): the complex64 eigenvalues and right eigenvectors of general
     square matrices, as MLX's ``eig``/``eigvals``. Not differentiable yet."""
     return bind(eig_p, a, compute_v=compute_v)
-
-
-def _eig_mlx(a, compute_v):
-    if compute_v:
-        return mx.linalg.eig(a, stream=mx.cpu)
-    return mx.linalg.eigvals(a, stream=mx.cpu)
 
 
 def _eig_np(a, compute_v):
@@ -306,8 +299,9 @@ NO_JVP_RULE[eig_p] = (
     "carry complex tangents yet; for symmetric matrices use eigh/eigvalsh, whose derivatives "
     "are supported"
 )
-helpers["_eig"] = _eig_mlx
-lowerings[eig_p] = lambda a, ins, outs, compute_v: f"_eig({a[0]}, {compute_v})"
+lowerings[eig_p] = lambda a, ins, outs, compute_v: (
+    f"mx.linalg.{'eig' if compute_v else 'eigvals'}({a[0]}, stream=mx.cpu)"
+)
 impls[eig_p] = _eig_np
 
 for _p in (qr_p, svd_p, eigh_p, eig_p):
