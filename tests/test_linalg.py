@@ -304,3 +304,12 @@ def test_hessian_of_a_gaussian_log_likelihood_matches_jax():
         jax.hessian(lambda th: nll(th, jnp))(jnp.asarray(np.array(theta))),
         1e-3,
     )
+
+
+def test_mlx_vmap_of_tri_inv_is_the_general_inverse_ours_is_not():
+    # a documented difference: MLX's batching rule for tri_inv drops the triangle flag
+    xs = rand(3, 3, 3) + 3 * mx.eye(3)
+    loop = mx.stack([mx.linalg.tri_inv(x, stream=mx.cpu) for x in xs])
+    close(ad.vmap(LA.tri_inv)(xs), loop, 1e-6)
+    theirs = mx.vmap(lambda x: mx.linalg.tri_inv(x, stream=mx.cpu))(xs)
+    close(theirs, mx.linalg.inv(xs, stream=mx.cpu), 1e-5)

@@ -281,15 +281,10 @@ def eigvals(a):
     return lax.eig(a, False)[0]
 
 
-def _lu_parts(a):
-    packed, pivots, perm = lax.lu(a)
-    return packed, pivots, perm
-
-
 @_on_cpu
 @mirror(mx.linalg.lu)
 def lu(a):
-    """``(p, L, U)`` with ``a == L[p] @ U`` (``p`` the row of ``L @ U`` each row of ``a`` is),
+    """``(p, L, U)`` with ``a == L[p] @ U`` (row ``i`` of ``a`` is row ``p[i]`` of ``L @ U``),
     as ``mx.linalg.lu``; ``p`` is int32 here (MLX: uint32).
 
     ``L`` and ``U`` are differentiable where the leading ``min(m, n)`` pivots are nonzero;

@@ -142,11 +142,12 @@ def _svd_jvp(primals, tangents, compute_uv, full_matrices):
             "singular values, or autodiff.lax.svd(a, full_matrices=False) for the thin factors, "
             "whose derivatives are defined"
         )
-    outs = svd(a, compute_uv, full_matrices)
     if type(t) is Zero:
+        outs = svd(a, compute_uv, full_matrices)
         return outs, [Zero(o.aval) for o in outs]
-    thin = compute_uv and (m == n or not full_matrices)
-    u, s, vt = outs if thin else svd(a, True, False)
+    # the derivative needs the vectors: one decomposition with them gives the values too
+    outs = svd(a, True, full_matrices and m == n)
+    u, s, vt = outs
     v = mT(vt)
     dp = mm(mm(mT(u), t), v)  # (k, k)
     ds = diagonal(dp)
@@ -218,10 +219,11 @@ def eigh(a, lower: bool = True, compute_v: bool = True):
 
 def _eigh_jvp(primals, tangents, lower, compute_v):
     (a,), (t,) = primals, tangents
-    outs = eigh(a, lower, compute_v)
     if type(t) is Zero:
+        outs = eigh(a, lower, compute_v)
         return outs, [Zero(o.aval) for o in outs]
-    w, v = outs if compute_v else eigh(a, lower, True)
+    # the derivative needs the vectors: one decomposition with them gives the values too
+    outs = w, v = eigh(a, lower, True)
     vtv = mm(mm(mT(v), sym_from(t, lower)), v)
     dw = diagonal(vtv)
     if not compute_v:
