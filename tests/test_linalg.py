@@ -223,6 +223,26 @@ def test_qr_matches_jax():
     check_grads(lambda x: LA.qr(x), (x,), order=2)
 
 
+def test_lu_and_pinv_match_jax():
+    for shape in [(4, 4), (5, 3), (3, 5)]:
+        x = rand(*shape) + 3 * mx.array(np.eye(*shape)[::-1].copy())
+        k = min(shape)
+        w, wj = _weights(shape[0], k)
+        v, vj = _weights(k, shape[1])
+
+        def f(x):
+            _, lo, up = LA.lu(x)
+            return (lo * w).sum() + (up * v).sum()
+
+        def fj(x):
+            _, lo, up = jax.scipy.linalg.lu(x)  # the same partial pivoting (LAPACK getrf)
+            return (lo * wj).sum() + (up * vj).sum()
+
+        _both(f, fj, x)
+        p, pj = _weights(shape[1], shape[0])
+        _both(lambda x: (LA.pinv(x) * p).sum(), lambda x: (jnp.linalg.pinv(x) * pj).sum(), x)
+
+
 def test_det_gradient_at_singular_matrices_matches_jax():
     for n in (4, 5):
         x = np.array(rand(n, n))

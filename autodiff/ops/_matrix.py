@@ -67,16 +67,6 @@ def mm(a, b):
     return L.dot_general(a, b, (((nd - 1,), (nd - 2,)), (batch, batch)))
 
 
-def col(v):
-    """``(..., n) -> (..., n, 1)``."""
-    return L.expand_dims(v, [len(shape(v))])
-
-
-def row(v):
-    """``(..., n) -> (..., 1, n)``."""
-    return L.expand_dims(v, [len(shape(v)) - 1])
-
-
 def along_rows(v, n: int):
     """``(..., k) -> (..., n, k)``: ``out[..., i, j] = v[..., j]``."""
     s = shape(v)
@@ -87,13 +77,6 @@ def along_cols(v, n: int):
     """``(..., k) -> (..., k, n)``: ``out[..., i, j] = v[..., i]``."""
     s = shape(v)
     return L.broadcast_in_dim(v, s + (n,), range(len(s)))
-
-
-def bcast(x, batch: tuple[int, ...]):
-    """``x`` broadcast to leading axes ``batch`` (its own trailing axes kept)."""
-    s = shape(x)
-    full = tuple(batch) + s[len(s) - 2 :] if len(s) >= 2 else tuple(batch) + s
-    return L.broadcast_to(x, full) if s != full else x
 
 
 # ---------------------------------------------------------------------------------------------
