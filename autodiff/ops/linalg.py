@@ -243,6 +243,7 @@ def _pinv_np(a, rcond):
 
 
 jvp_rules[pinv_p] = _pinv_jvp
+# rcond is MLX's own cutoff, which mx.linalg.pinv applies itself (the interpreter needs it)
 lowerings[pinv_p] = lambda a, ins, outs, rcond: f"mx.linalg.pinv({a[0]}, stream=mx.cpu)"
 impls[pinv_p] = _pinv_np
 

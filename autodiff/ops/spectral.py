@@ -10,8 +10,9 @@ Derivatives (the standard rules; see JAX's ``lax.linalg`` and the references the
 - ``svd``: ``ds = diag(U^T dA V)``; the singular vectors with ``F_ij = 1 / (s_j^2 - s_i^2)``
   (zero on the diagonal) and ``dP = U^T dA V``: ``dU = U (F o (dP S + S dP^T)) + (I - U U^T)
   dA V S^-1`` and ``dV = V (F o (S dP + dP^T S)) + (I - V V^T) dA^T U S^-1``. Singular
-  values are defined everywhere (kinks where they cross); the singular vectors need distinct,
-  nonzero singular values: at repeated ones ``F`` divides by zero (inf or nan), as in JAX. MLX
+  values are differentiable but where two cross or one reaches zero (kinks); the singular
+  vectors need distinct singular values (the thin factors of a non-square matrix also nonzero
+  ones): at repeated ones ``F`` divides by zero (inf or nan), as in JAX. MLX
   returns full ``U`` and ``Vt``; for a non-square matrix their extra columns (rows) are an
   arbitrary basis of a complement, with no derivative, so derivatives of ``svd(a)`` with
   vectors need a square ``a`` (the thin factors, ``autodiff.lax.svd(a, full_matrices=False)``,
