@@ -4,6 +4,19 @@ import autodiff.numpy  # noqa: F401,E402  (installs the array surface on tracers
 from autodiff import routing as _routing
 from autodiff.batching import vmap
 from autodiff.config import config
+from autodiff.control import (
+    checkpoint,
+    checkpoint_name,
+    checkpoint_policies,
+    cond,
+    custom_jvp,
+    custom_vjp,
+    fori_loop,
+    remat,
+    scan,
+    switch,
+    while_loop,
+)
 from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
 from autodiff.forward import jvp, linearize
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck

@@ -9,12 +9,12 @@ from typing import Any, NamedTuple
 
 import mlx.core as mx
 
-from autodiff.dtypes import dtype_name, is_float
+from autodiff.dtypes import dtype_name, is_complex, is_float, is_inexact
 from autodiff.errors import TransformError
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
 from autodiff.program import structural_key
-from autodiff.tracing import Tracer, aval_of, trace_flat
+from autodiff.tracing import Tracer, aval_of, snapshot, trace_flat
 from autodiff.transforms.dce import dce
 from autodiff.tree import tree_flatten, tree_unflatten
 
@@ -102,6 +102,8 @@ def trace_fun(
         else:
             leaves, in_tree = tree_flatten([args[i] for i in argnums])
     call = substitute(fun, args, kwargs, argnums, in_tree)
+    # The values the program runs on, taken now: `fun` may update an outer tracer in place.
+    values = [snapshot(x) if type(x) is Tracer else x for x in leaves]
 
     def flat_fun(*tracers):
         out = call(*tracers)
@@ -125,7 +127,7 @@ def trace_fun(
     jaxpr = closed.jaxpr
     opened = ClosedJaxpr(Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars), [])
     key = structural_key(opened)
-    run_args = list(closed.consts) + [leaf_value(x) for x in leaves]
+    run_args = list(closed.consts) + [leaf_value(x) for x in values]
     return Traced(opened, run_args, len(closed.consts), in_tree, out_tree, aux_tree, n_out, key)
 
 
@@ -163,29 +165,72 @@ def leaf_value(x):
     return mx.array(x, dtype=MX_DTYPES[dtype_name(aval_of(x).dtype)])
 
 
-def check_float_inputs(avals: Sequence[ShapedArray], transform: str, fun, allow_int=False):
-    """Which inputs are differentiated: float ones; ints only with ``allow_int`` (their
-    gradient is then zero). Raises a TypeError naming the input otherwise."""
+def check_float_inputs(
+    avals: Sequence[ShapedArray],
+    transform: str,
+    fun,
+    allow_int=False,
+    holomorphic=False,
+    allow_complex=True,
+):
+    """Which inputs are differentiated: float and complex ones; ints only with ``allow_int``
+    (their gradient is then zero). With ``holomorphic`` every input must be complex;
+    ``allow_complex=False`` (jacfwd) rejects complex inputs unless ``holomorphic``. Raises a
+    TypeError naming the input otherwise, in JAX's terms."""
+    name = fun_name(fun)
     mask = []
     for a in avals:
-        if not is_float(a.dtype) and not allow_int:
+        if holomorphic and not is_complex(a.dtype):
+            raise TypeError(
+                f"[{transform}] {transform} with holomorphic=True requires inputs with complex "
+                f"dtype, but `{name}` is differentiated with respect to an input of type "
+                f"{a.str_short()}. Convert it with .astype(mx.complex64), or drop "
+                "holomorphic=True."
+            )
+        if is_complex(a.dtype) and not (allow_complex or holomorphic):
+            raise TypeError(
+                f"[{transform}] {transform} requires real-valued inputs, but `{name}` is "
+                f"differentiated with respect to an input of type {a.str_short()}. For "
+                f"holomorphic differentiation, pass holomorphic=True. For differentiation of "
+                "non-holomorphic functions involving complex inputs, use ad.jvp directly."
+            )
+        if not is_inexact(a.dtype) and not allow_int:
             hint = (
                 ", or pass allow_int=True (its gradient is then zero)"
-                if transform
-                in (
-                    "grad",
-                    "vjp",
-                )
+                if transform in ("grad", "vjp")
                 else ""
             )
             raise TypeError(
-                f"[{transform}] `{fun_name(fun)}` is differentiated with respect to an input of "
-                f"type {a.str_short()}; {transform} requires floating-point inputs. Pass a float "
-                f"(e.g. 3.0 rather than 3, or x.astype(mx.float32)), exclude it with argnums"
-                f"{hint}."
+                f"[{transform}] `{name}` is differentiated with respect to an input of "
+                f"type {a.str_short()}; {transform} requires floating-point (or complex) inputs. "
+                f"Pass a float (e.g. 3.0 rather than 3, or x.astype(mx.float32)), exclude it "
+                f"with argnums{hint}."
             )
-        mask.append(is_float(a.dtype))
+        mask.append(is_inexact(a.dtype))
     return mask
+
+
+def check_output_dtype(aval: ShapedArray, transform: str, fun, holomorphic: bool, scalar: bool):
+    """Reverse mode (and jacfwd with ``holomorphic``) needs real floating-point outputs, or
+    complex ones with ``holomorphic=True``, as in JAX."""
+    name = fun_name(fun)
+    noun = "a {} scalar" if scalar else "{} outputs"
+    if holomorphic and not is_complex(aval.dtype):
+        raise TypeError(
+            f"[{transform}] {transform} with holomorphic=True requires `{name}` to return "
+            f"{noun.format('complex')}, but it returned {aval.str_short()}."
+        )
+    if not holomorphic and not is_float(aval.dtype):
+        extra = (
+            " For holomorphic differentiation, pass holomorphic=True. For differentiation of "
+            "non-holomorphic functions involving complex outputs, use ad.vjp directly."
+            if is_complex(aval.dtype)
+            else ""
+        )
+        raise TypeError(
+            f"[{transform}] {transform} requires `{name}` to return "
+            f"{noun.format('real floating-point')}, but it returned {aval.str_short()}.{extra}"
+        )
 
 
 def zeros(aval: ShapedArray):

@@ -32,7 +32,7 @@ def vmap(
         >>> per_example_grads = ad.vmap(ad.grad(loss), in_axes=(None, 0, 0))(params, xs, ys)
     """
 
-    @functools.wraps(fun)
+    @functools.wraps(fun, updated=())
     def vmap_f(*args, **kwargs):
         name = fun_name(fun)
         if isinstance(in_axes, list):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from autodiff.api_util import fun_name, keep_outputs, leaf_value, trace_fun, zeros
-from autodiff.dtypes import is_float
+from autodiff.dtypes import is_inexact
 from autodiff.ir import ClosedJaxpr
 from autodiff.program import Program, cached
 from autodiff.tracing import aval_of
@@ -51,7 +51,7 @@ def _check_tangents(primals, tangents, transform, fun):
         )
     for p, t in zip(p_leaves, t_leaves):
         pa, ta = aval_of(p), aval_of(t)
-        if pa.shape != ta.shape or (is_float(pa.dtype) and pa.dtype != ta.dtype):
+        if pa.shape != ta.shape or (is_inexact(pa.dtype) and pa.dtype != ta.dtype):
             raise TypeError(
                 f"[{transform}] primal and tangent arguments of `{name}` must have equal types, "
                 f"got primal {pa.str_short()} and tangent {ta.str_short()}"
@@ -69,7 +69,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence, has_aux: bool = Fa
     p_leaves, p_tree, t_leaves = _check_tangents(primals, tangents, "jvp", fun)
     nums = tuple(range(len(primals)))
     traced = trace_fun(fun, tuple(primals), {}, nums, "jvp", has_aux, p_leaves, p_tree)
-    diff = [is_float(a.dtype) for a in traced.closed.in_avals[traced.n_consts :]]
+    diff = [is_inexact(a.dtype) for a in traced.closed.in_avals[traced.n_consts :]]
     n_all = len(traced.closed.out_avals)
     key = ("jvp", tuple(diff), traced.n_consts, traced.n_out, traced.key)
 
@@ -99,7 +99,7 @@ def linearize(fun: Callable, *primals):
     """
     nums = tuple(range(len(primals)))
     traced = trace_fun(fun, primals, {}, nums, "linearize")
-    diff = [is_float(a.dtype) for a in traced.closed.in_avals[traced.n_consts :]]
+    diff = [is_inexact(a.dtype) for a in traced.closed.in_avals[traced.n_consts :]]
     key = ("linearize", tuple(diff), traced.n_consts, traced.key)
 
     def build():

@@ -1,7 +1,8 @@
 """Reference semantics: evaluate any jaxpr with NumPy, floating point in float64.
 
 This is the oracle for tests and for finite differences (``autodiff.testing``), not a user
-path. Every float dtype is computed in float64 so that rounding never decides a test.
+path. Every float dtype is computed in float64, and complex64 in complex128, so that rounding
+never decides a test.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from autodiff import primitives as P
-from autodiff.dtypes import is_float, is_int
+from autodiff.dtypes import is_complex, is_float, is_int
 from autodiff.ir import ClosedJaxpr, Literal, ShapedArray
 
 impls: dict[P.Primitive, Callable] = {}
@@ -21,16 +22,21 @@ impls: dict[P.Primitive, Callable] = {}
 
 def np_dtype(dtype: str):
     """The NumPy dtype the interpreter computes ``dtype`` in."""
-    return np.float64 if is_float(dtype) else np.dtype(dtype)
+    if is_float(dtype):
+        return np.float64
+    return np.complex128 if is_complex(dtype) else np.dtype(dtype)
 
 
 def to_numpy(x: Any, dtype: str | None = None) -> np.ndarray:
-    """A float64 (or integer/bool) NumPy array from an mx.array, NumPy array or scalar."""
+    """A float64 (complex128, integer, bool) NumPy array from an mx.array, NumPy array or
+    scalar."""
     if hasattr(x, "dtype") and "bfloat16" in str(x.dtype):
         x = x.astype(_mx_float32())
     a = np.asarray(x)
     if dtype is not None:
         return a.astype(np_dtype(dtype))
+    if a.dtype.kind == "c":
+        return a.astype(np.complex128)
     return a.astype(np.float64) if a.dtype.kind == "f" else a
 
 
@@ -121,11 +127,17 @@ for _p in P.PRIMITIVES.values():
 
 impls[P.div] = lambda x, y: np.floor_divide(x, y) if x.dtype.kind in "iu" else np.divide(x, y)
 impls[P.select] = lambda p, x, y: np.where(p, x, y)
-impls[P.convert] = lambda x, new_dtype: (
-    np.trunc(x).astype(np_dtype(new_dtype))
-    if is_int(new_dtype) and x.dtype.kind == "f"
-    else x.astype(np_dtype(new_dtype))
-)
+
+
+def _convert(x, new_dtype):
+    if x.dtype.kind == "c" and not is_complex(new_dtype):
+        x = np.real(x)  # MLX's astype keeps the real part, as NumPy does (with a warning)
+    if is_int(new_dtype) and x.dtype.kind == "f":
+        x = np.trunc(x)
+    return x.astype(np_dtype(new_dtype))
+
+
+impls[P.convert] = _convert
 
 
 def _broadcast_in_dim(x, shape, broadcast_dimensions):
@@ -143,7 +155,7 @@ def _pad(x, padval, padding_config):
     shape = [lo + hi + d + max(0, d - 1) * i for d, (lo, hi, i) in zip(x.shape, padding_config)]
     out = np.full(shape, padval, dtype=x.dtype)
     idx = tuple(
-        slice(lo, lo + max(0, d - 1) * (i + 1) + 1, i + 1)
+        slice(lo, lo + (d - 1) * (i + 1) + 1 if d else lo, i + 1)
         for d, (lo, _, i) in zip(x.shape, padding_config)
     )
     out[idx] = x

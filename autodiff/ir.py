@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from autodiff.dtypes import DTYPES, dtype_name, is_float
+from autodiff.dtypes import DTYPES, dtype_name
 
 # ---------------------------------------------------------------------------------------------
 # Abstract values
@@ -102,7 +102,7 @@ class Literal:
 
     __slots__ = ("val", "aval")
 
-    def __init__(self, val: bool | int | float, aval: ShapedArray):
+    def __init__(self, val: bool | int | float | complex, aval: ShapedArray):
         assert aval.shape == (), "literals are rank 0"
         self.val = val
         self.aval = aval
@@ -177,7 +177,7 @@ class Eqn:
 class Jaxpr:
     """``{ lambda constvars; invars. let eqns in outvars }``."""
 
-    __slots__ = ("constvars", "invars", "eqns", "outvars")
+    __slots__ = ("constvars", "invars", "eqns", "outvars", "__weakref__")
 
     def __init__(
         self, constvars: list[Var], invars: list[Var], eqns: list[Eqn], outvars: list[Atom]
@@ -196,6 +196,8 @@ class Jaxpr:
         return [v.aval for v in self.outvars]
 
     def __str__(self):
+        from autodiff.pretty import pp_jaxpr
+
         return pp_jaxpr(self)
 
     __repr__ = __str__
@@ -219,61 +221,23 @@ class ClosedJaxpr:
     eqns = property(lambda self: self.jaxpr.eqns)
 
     def __str__(self):
+        from autodiff.pretty import pp_jaxpr
+
         return pp_jaxpr(self.jaxpr)
 
     __repr__ = __str__
 
 
-# ---------------------------------------------------------------------------------------------
-# Printing
-
-
-def _names():
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    for n in itertools.count(1):
-        for combo in itertools.product(letters, repeat=n):
-            yield "".join(combo)
-
-
-def _fmt_literal(lit: Literal) -> str:
-    v = lit.val
-    if lit.aval.dtype == "bool":
-        return str(bool(v))
-    return repr(float(v)) if is_float(lit.aval.dtype) else str(int(v))
-
-
-def _fmt_param(v) -> str:
-    if isinstance(v, ClosedJaxpr | Jaxpr):
-        return "{ ... }"
-    return str(v)
-
-
-def pp_jaxpr(jaxpr: Jaxpr, indent: int = 0) -> str:
-    names: dict[Var, str] = {}
-    gen = _names()
-
-    def decl(v: Var) -> str:
-        names[v] = next(gen)
-        return f"{names[v]}:{v.aval.str_short()}"
-
-    def use(a: Atom) -> str:
-        if isinstance(a, Literal):
-            return _fmt_literal(a)
-        return names.get(a, "?" + str(a.id))
-
-    pad = " " * indent
-    consts = " ".join(decl(v) for v in jaxpr.constvars)
-    ins = " ".join(decl(v) for v in jaxpr.invars)
-    lines = [f"{pad}{{ lambda {consts}; {ins}. let"]
-    for eqn in jaxpr.eqns:
-        lhs = " ".join(decl(v) for v in eqn.outputs)
-        params = " ".join(f"{k}={_fmt_param(v)}" for k, v in sorted(eqn.params.items()))
-        params = f"[{params}]" if params else ""
-        args = " ".join(use(a) for a in eqn.inputs)
-        lines.append(f"{pad}    {lhs} = {eqn.prim.name}{params} {args}".rstrip())
-    outs = ", ".join(use(a) for a in jaxpr.outvars)
-    lines.append(f"{pad}  in ({outs}{',' if len(jaxpr.outvars) == 1 else ''}) }}")
-    return "\n".join(lines)
+def sub_jaxprs(params) -> list:
+    """The closed sub-jaxprs among an equation's params (cond branches, loop bodies, ...):
+    a param is a ClosedJaxpr or a tuple of them."""
+    out = []
+    for v in params.values():
+        if type(v) is ClosedJaxpr:
+            out.append(v)
+        elif type(v) is tuple and v and type(v[0]) is ClosedJaxpr:
+            out.extend(v)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,7 +249,8 @@ class JaxprTypeError(TypeError):
 
 
 def typecheck(jaxpr: Jaxpr | ClosedJaxpr) -> None:
-    """Check single assignment, def-before-use and every equation's output avals.
+    """Check single assignment, def-before-use and every equation's output avals, in
+    sub-jaxprs too (whose signatures the control-flow primitives' rules check).
 
     Raises:
         JaxprTypeError: naming the first offending equation.
@@ -315,6 +280,11 @@ def typecheck(jaxpr: Jaxpr | ClosedJaxpr) -> None:
     for eqn in jaxpr.eqns:
         for a in eqn.inputs:
             check(a, eqn.prim.name)
+        for sub in sub_jaxprs(eqn.params):
+            try:
+                typecheck(sub)
+            except JaxprTypeError as e:
+                raise JaxprTypeError(f"in a sub-jaxpr of {eqn.prim.name}: {e}") from e
         try:
             expected = eqn.prim.abstract_eval(*[a.aval for a in eqn.inputs], **eqn.params)
         except (TypeError, ValueError) as e:

@@ -111,7 +111,7 @@ class Jitted:
         self._direct_tree = None
         self._direct_ok = True
         _all_jitted.add(self)
-        functools.update_wrapper(self, fun)
+        functools.update_wrapper(self, fun, updated=())
 
     def _dispatch(self, *arrays):
         """Traced by mx.compile once per input signature: runs our program for it."""
@@ -201,7 +201,7 @@ class Jitted:
                 entry, leaves = self._entry(args, kwargs)
                 outs = entry.program(*leaves)
                 if entry.program.compiled() is not None:
-                    if flat and self._direct_ok:
+                    if flat and self._direct_ok and entry.program.lowered.compilable:
                         if self._direct_tree is None:
                             self._direct_tree, self._direct_single = entry.out_tree, entry.single
                         if "direct" not in self.per_thread.__dict__:
@@ -265,7 +265,7 @@ def jit(
                     return outs[0] if j._direct_single else tree_unflatten(j._direct_tree, outs)
         return j(*args, **kwargs)
 
-    functools.update_wrapper(jitted, fun)
+    functools.update_wrapper(jitted, fun, updated=())
     jitted.lower, jitted.trace, jitted.jitted = j.lower, j.trace, j
     return jitted
 

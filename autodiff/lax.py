@@ -14,7 +14,7 @@ from autodiff import primitives as P
 from autodiff.ir import ShapedArray
 from autodiff.tracing import aval_of, bind, literal
 
-_SCALARS = (bool, int, float)
+_SCALARS = (bool, int, float, complex)
 
 
 def _lit(x, like):
@@ -241,7 +241,27 @@ def dot_general(x, y, dimension_numbers):
 
 # The typed wrappers of the primitive families in autodiff/ops (imported last: those modules
 # write their rules with the wrappers above).
+from autodiff.control.cond import cond, switch  # noqa: E402, F401
+from autodiff.control.custom import custom_jvp_call, custom_lin, custom_vjp_call  # noqa: E402, F401
+from autodiff.control.loops import fori_loop, while_, while_loop  # noqa: E402, F401
+from autodiff.control.remat import checkpoint as remat  # noqa: E402, F401
+from autodiff.control.remat import checkpoint_name as name  # noqa: E402, F401
+from autodiff.control.scan import scan  # noqa: E402, F401
+from autodiff.ops.complex import conj, imag, real  # noqa: E402, F401
+from autodiff.ops.conv import conv_general  # noqa: E402, F401
+from autodiff.ops.cumulative import cummax, cummin, cumprod, logcumsumexp  # noqa: E402, F401
+from autodiff.ops.fft import fft  # noqa: E402, F401
+from autodiff.ops.gather_mm import gather_mm, gather_qmm  # noqa: E402, F401
+from autodiff.ops.hadamard import hadamard_transform  # noqa: E402, F401
 from autodiff.ops.linalg import cholesky, inv, pinv, solve, tri_inv  # noqa: E402, F401
 from autodiff.ops.lu import det, lu, slogdet  # noqa: E402, F401
+from autodiff.ops.masked_mm import block_masked_mm, segmented_mm  # noqa: E402, F401
+from autodiff.ops.partition import argpartition, partition, topk  # noqa: E402, F401
+from autodiff.ops.qqmm import qqmm  # noqa: E402, F401
+from autodiff.ops.quantized import dequantize, quantize  # noqa: E402, F401
+from autodiff.ops.quantized_matmul import quantized_matmul  # noqa: E402, F401
+from autodiff.ops.scatter import scatter, scatter_max, scatter_min, scatter_mul  # noqa: E402, F401
+from autodiff.ops.searchsorted import searchsorted  # noqa: E402, F401
+from autodiff.ops.slicing import dynamic_slice, dynamic_update_slice, rev  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401
 from autodiff.ops.spectral import eig, eigh, qr, svd  # noqa: E402, F401

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import keyword
 import re
+import threading
 from collections.abc import Callable
 
 import mlx.core as mx
 
 from autodiff import primitives as P
-from autodiff.dtypes import DTYPES, is_float, is_int
-from autodiff.ir import ClosedJaxpr, Jaxpr, Literal, Var, _names
+from autodiff.dtypes import DTYPES, is_complex, is_float, is_int
+from autodiff.ir import ClosedJaxpr, Jaxpr, Literal, Var
+from autodiff.pretty import _names
 
 MX_DTYPES = {name: getattr(mx, info.mlx) for name, info in DTYPES.items()}
 
@@ -183,28 +185,70 @@ lowerings[P.dot_general] = _dot_general
 
 
 class Lowered:
-    """A jaxpr lowered to MLX: ``fn(*consts, *args) -> tuple of mx.array``."""
+    """A jaxpr lowered to MLX: ``fn(*consts, *args) -> tuple of mx.array``.
 
-    __slots__ = ("source", "fn", "n_consts")
+    ``compilable`` is False for a Python driver of control flow (``lower_control``), whose
+    straight-line segments are compiled separately; ``parts`` names the sub-programs the
+    source calls, so ``as_text`` can show them too.
+    """
 
-    def __init__(self, source: str, fn, n_consts: int):
+    __slots__ = ("source", "fn", "n_consts", "compilable", "parts")
+
+    def __init__(self, source: str, fn, n_consts: int, compilable=True, parts=()):
         self.source, self.fn, self.n_consts = source, fn, n_consts
+        self.compilable, self.parts = compilable, dict(parts)
 
     def as_text(self) -> str:
-        return self.source
+        """The Python source, followed by that of the sub-programs it calls."""
+        text = self.source
+        for name, part in self.parts.items():
+            for k, p in enumerate(part if type(part) is tuple else (part,)):
+                low = getattr(p, "lowered", p)  # a Program, or a Lowered
+                if isinstance(low, Lowered):
+                    label = f"{name}[{k}]" if type(part) is tuple else name
+                    text += f"\n# {label}:\n{low.as_text()}"
+        return text
+
+
+_local = threading.local()
+
+
+def ref(obj, hint: str = "f") -> str:
+    """Bind ``obj`` to a fresh name in the source being emitted, and return the name: how a
+    lowering rule calls a sub-program (a branch, a loop body) or another Python object."""
+    refs = _local.refs
+    name = f"_{hint}{len(refs)}"
+    refs[name] = obj
+    return name
+
+
+def _float_src(v: float) -> str:
+    return repr(v) if v == v and abs(v) != float("inf") else f"float('{v}')"
 
 
 def _literal_src(lit: Literal, standalone: bool) -> str:
     v, dtype = lit.val, lit.aval.dtype
     if is_float(dtype):
-        text = repr(float(v)) if v == v and abs(v) != float("inf") else f"float('{v}')"
+        text = _float_src(float(v))
+    elif is_complex(dtype):
+        v = complex(v)
+        text = f"complex({_float_src(v.real)}, {_float_src(v.imag)})"
     else:
         text = repr(bool(v)) if dtype == "bool" else repr(int(v))
     return f"mx.array({text}, dtype={_dt(dtype)})" if standalone else text
 
 
-def lower_jaxpr(jaxpr: Jaxpr, name: str = "lowered") -> Lowered:
+def lower_jaxpr(jaxpr: Jaxpr, name: str = "lowered", compilable: bool = True) -> Lowered:
     """Emit and exec the MLX source of ``jaxpr``; its constvars come first in the signature."""
+    outer = getattr(_local, "refs", None)
+    _local.refs = {}
+    try:
+        return _lower(jaxpr, name, compilable)
+    finally:
+        _local.refs = outer
+
+
+def _lower(jaxpr: Jaxpr, name: str, compilable: bool) -> Lowered:
     name = re.sub(r"\W", "_", name)
     if not name.isidentifier() or keyword.iskeyword(name):
         name = "lowered"
@@ -225,6 +269,8 @@ def lower_jaxpr(jaxpr: Jaxpr, name: str = "lowered") -> Lowered:
             raise NotImplementedError(f"no MLX lowering for primitive '{eqn.prim.name}'")
         expr = rule(args, [a.aval for a in eqn.inputs], [v.aval for v in eqn.outputs], **eqn.params)
         lhs = ", ".join(decl(v) for v in eqn.outputs)
+        if eqn.prim.multiple_results and len(eqn.outputs) == 1:
+            lhs += ","
         lines.append(f"    {lhs} = {expr}")
     outs = []
     for a in jaxpr.outvars:
@@ -234,9 +280,10 @@ def lower_jaxpr(jaxpr: Jaxpr, name: str = "lowered") -> Lowered:
             outs.append(names[a])
     lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     source = "\n".join(lines) + "\n"
-    namespace = {"mx": mx, **helpers}
+    refs = _local.refs
+    namespace = {"mx": mx, **helpers, **refs}
     exec(compile(source, f"<autodiff:{name}>", "exec"), namespace)
-    return Lowered(source, namespace[name], len(jaxpr.constvars))
+    return Lowered(source, namespace[name], len(jaxpr.constvars), compilable, refs)
 
 
 def lower_mlx(closed: ClosedJaxpr, name: str = "lowered") -> Lowered:

@@ -15,7 +15,7 @@ explicit ``broadcast_in_dim`` and ``convert`` equations, so no rule ever has to 
 
 from __future__ import annotations
 
-from autodiff.dtypes import is_bool, is_float, is_int
+from autodiff.dtypes import is_bool, is_complex, is_float, is_inexact, is_int, real_dtype
 from autodiff.ir import ShapedArray
 
 
@@ -100,6 +100,7 @@ def _binary(kind_ok, what, out_dtype=None):
 
 
 _float_rule = _unary(is_float, "a floating-point")
+_inexact_rule = _unary(is_inexact, "a floating-point or complex")
 _numeric_rule = _unary(_is_numeric, "a numeric")
 
 
@@ -107,38 +108,51 @@ def _unary_float(name):
     return _def(name, "unary", _float_rule)
 
 
+def _unary_inexact(name):
+    """Float or complex (MLX has complex kernels and the JVP rule is holomorphic)."""
+    return _def(name, "unary", _inexact_rule)
+
+
 def _unary_numeric(name):
     return _def(name, "unary", _numeric_rule)
 
 
-sqrt = _unary_float("sqrt")
-rsqrt = _unary_float("rsqrt")
-exp = _unary_float("exp")
+sqrt = _unary_inexact("sqrt")
+rsqrt = _unary_inexact("rsqrt")
+exp = _unary_inexact("exp")
 expm1 = _unary_float("expm1")
-log = _unary_float("log")
-log1p = _unary_float("log1p")
-log2 = _unary_float("log2")
-log10 = _unary_float("log10")
-sin = _unary_float("sin")
-cos = _unary_float("cos")
-tan = _unary_float("tan")
-arcsin = _unary_float("arcsin")
-arccos = _unary_float("arccos")
-arctan = _unary_float("arctan")
-sinh = _unary_float("sinh")
-cosh = _unary_float("cosh")
-tanh = _unary_float("tanh")
-arcsinh = _unary_float("arcsinh")
+log = _unary_inexact("log")
+log1p = _unary_inexact("log1p")
+log2 = _unary_inexact("log2")
+log10 = _unary_inexact("log10")
+sin = _unary_inexact("sin")
+cos = _unary_inexact("cos")
+tan = _unary_inexact("tan")
+arcsin = _unary_inexact("arcsin")
+arccos = _unary_inexact("arccos")
+arctan = _unary_inexact("arctan")
+sinh = _unary_inexact("sinh")
+cosh = _unary_inexact("cosh")
+tanh = _unary_inexact("tanh")
+arcsinh = _unary_inexact("arcsinh")
 arccosh = _unary_float("arccosh")
-arctanh = _unary_float("arctanh")
+arctanh = _unary_inexact("arctanh")
 sigmoid = _unary_float("sigmoid")
 erf = _unary_float("erf")
 erfinv = _unary_float("erfinv")
 floor = _unary_float("floor")
 ceil = _unary_float("ceil")
-round_ = _unary_float("round")
+round_ = _unary_inexact("round")
 neg = _unary_numeric("neg")
-abs_ = _unary_numeric("abs")
+
+
+def _abs_rule(x):
+    if is_bool(x.dtype):
+        raise TypeError(f"expects a numeric operand, got {x.str_short()}")
+    return [x.update(dtype=real_dtype(x.dtype))]  # |complex| is real
+
+
+abs_ = _def("abs", "unary", _abs_rule)
 sign = _unary_numeric("sign")
 square = _unary_numeric("square")
 reciprocal = _unary_numeric("reciprocal")
@@ -155,7 +169,7 @@ min_ = _def("min", "binary", _any_binary)
 sub = _def("sub", "binary", _numeric_binary)
 div = _def("div", "binary", _numeric_binary)
 pow_ = _def("pow", "binary", _numeric_binary)
-rem = _def("rem", "binary", _numeric_binary)
+rem = _def("rem", "binary", _binary(lambda d: _is_numeric(d) and not is_complex(d), "real"))
 arctan2 = _def("arctan2", "binary", _binary(is_float, "floating-point"))
 _compare = _binary(lambda d: True, "any", "bool")
 eq = _def("eq", "compare", _compare)

@@ -16,8 +16,8 @@ from typing import Any
 import mlx.core as mx
 
 from autodiff.config import config
-from autodiff.ir import ClosedJaxpr, Var
-from autodiff.lower_mlx import lower_mlx
+from autodiff.ir import ClosedJaxpr, Var, sub_jaxprs
+from autodiff.lower_control import lower_program
 from autodiff.tracing import Tracer, as_tracer, inline
 
 
@@ -46,7 +46,7 @@ class Program:
     @property
     def lowered(self):
         if self._lowered is None:
-            self._lowered = lower_mlx(self.closed, self.name)
+            self._lowered = lower_program(self.closed, self.name)
         return self._lowered
 
     def compiled(self) -> Callable | None:
@@ -59,6 +59,9 @@ class Program:
             return fn
         mode = config.compile
         self._runs += 1
+        if not self.lowered.compilable:  # a driver of control flow: its segments compile
+            fn = self.per_thread.fn = self.lowered.fn
+            return fn
         if mode is True or (mode == "auto" and (self.eager_compile or self._runs > 1)):
             fn = self.per_thread.fn = mx.compile(self.lowered.fn)
             return fn
@@ -87,7 +90,8 @@ def _as_mx(x):
 
 
 def structural_key(closed: ClosedJaxpr) -> Hashable:
-    """Primitives, params, avals and wiring of ``closed``; not its const values."""
+    """Primitives, params, avals and wiring of ``closed`` (and of its sub-jaxprs); not its
+    const values."""
     jaxpr = closed.jaxpr
     ids: dict = {}
     parts: list = [len(jaxpr.constvars)]
@@ -96,7 +100,7 @@ def structural_key(closed: ClosedJaxpr) -> Hashable:
         parts.append(v.aval)
     for eqn in jaxpr.eqns:
         parts.append(eqn.prim)
-        parts.append(eqn.params)
+        parts.append(_params_key(eqn.params) if sub_jaxprs(eqn.params) else eqn.params)
         for a in eqn.inputs:
             parts.append(ids[a] if type(a) is Var else a.key())
         for v in eqn.outputs:
@@ -104,6 +108,21 @@ def structural_key(closed: ClosedJaxpr) -> Hashable:
     parts.append(None)
     parts.extend(ids[a] if type(a) is Var else a.key() for a in jaxpr.outvars)
     return tuple(parts)
+
+
+def _params_key(params) -> tuple:
+    """Params holding sub-jaxprs, by structure: each trace makes new jaxpr objects."""
+
+    def key(v):
+        if hasattr(v, "cache_key"):  # a custom rule: by its function, not per trace
+            return v.cache_key
+        if type(v) is ClosedJaxpr:
+            return structural_key(v)
+        if type(v) is tuple and v and type(v[0]) is ClosedJaxpr:
+            return tuple(structural_key(j) for j in v)
+        return v
+
+    return tuple((k, key(v)) for k, v in params.items())
 
 
 class LRUCache:

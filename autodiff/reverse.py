@@ -17,13 +17,14 @@ from autodiff.api_util import (
     Traced,
     check_argnums,
     check_float_inputs,
+    check_output_dtype,
     fun_name,
     keep_outputs,
     leaf_value,
     trace_fun,
     zeros,
 )
-from autodiff.dtypes import is_float
+from autodiff.dtypes import is_inexact
 from autodiff.forward import linearize_jaxpr
 from autodiff.program import Program, cached, transform_cache
 from autodiff.tracing import aval_of, inline, trace_flat
@@ -85,7 +86,7 @@ def _fill_grads(traced, diff, grads):
     return [next(it) if d else zeros(a) for a, d in zip(avals, diff)]
 
 
-def _check_scalar_output(traced: Traced, fun, transform):
+def _check_scalar_output(traced: Traced, fun, transform, holomorphic=False):
     out = traced.closed.out_avals[: traced.n_out]
     name = fun_name(fun)
     if len(out) != 1 or out[0].shape != ():
@@ -95,30 +96,34 @@ def _check_scalar_output(traced: Traced, fun, transform):
             f"{got}. For a non-scalar output use ad.jacrev({name}) or ad.vjp, or reduce it "
             "to a scalar (e.g. `.sum()`)."
         )
-    if not is_float(out[0].dtype):
-        raise TypeError(
-            f"[{transform}] {transform} requires `{name}` to return a floating-point scalar, "
-            f"but it returned {out[0].str_short()}."
-        )
+    check_output_dtype(out[0], transform, fun, holomorphic, scalar=True)
 
 
-def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool):
+def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool, holomorphic=False):
     name = f"grad_{fun_name(fun)}"
     nums_for: dict[int, tuple[int, ...]] = {}  # argnums checked once per argument count
 
-    @functools.wraps(fun)
+    @functools.wraps(fun, updated=())
     def value_and_grad_f(*args, **kwargs):
         nums = nums_for.get(len(args))
         if nums is None:
             nums = nums_for[len(args)] = check_argnums(argnums, len(args), "grad", fun)
         traced = trace_fun(fun, args, kwargs, nums, "grad", has_aux)
-        key = ("grad", with_value, allow_int, traced.n_consts, traced.n_out, traced.key)
+        key = (
+            "grad",
+            with_value,
+            allow_int,
+            holomorphic,
+            traced.n_consts,
+            traced.n_out,
+            traced.key,
+        )
         entry = transform_cache.get(key)
         if entry is None:  # the checks depend only on what the key holds
             diff = check_float_inputs(
-                traced.closed.in_avals[traced.n_consts :], "grad", fun, allow_int
+                traced.closed.in_avals[traced.n_consts :], "grad", fun, allow_int, holomorphic
             )
-            _check_scalar_output(traced, fun, "grad")
+            _check_scalar_output(traced, fun, "grad", holomorphic)
             entry = (_build_value_and_grad(traced, diff, name, with_value), diff, all(diff))
             transform_cache.put(key, entry)
         program, diff, all_diff = entry
@@ -149,7 +154,11 @@ def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool):
 
 
 def value_and_grad(
-    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, allow_int: bool = False
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+    allow_int: bool = False,
 ) -> Callable:
     """Like :func:`grad`, but returns ``(value, gradient)`` (``((value, aux), gradient)`` with
     ``has_aux``), computed in one program.
@@ -157,11 +166,15 @@ def value_and_grad(
     Example:
         >>> loss, grads = ad.value_and_grad(loss_fn)(params, x, y)
     """
-    return _value_and_grad(fun, argnums, has_aux, allow_int, with_value=True)
+    return _value_and_grad(fun, argnums, has_aux, allow_int, True, holomorphic)
 
 
 def grad(
-    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, allow_int: bool = False
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+    allow_int: bool = False,
 ) -> Callable:
     """The gradient of a scalar-valued ``fun`` with respect to the arguments ``argnums``.
 
@@ -170,7 +183,12 @@ def grad(
             ``has_aux``, a pair ``(scalar, aux)``).
         argnums: an int, or a tuple of ints; gradients come back in the order asked.
         has_aux: return ``(gradient, aux)``.
+        holomorphic: ``fun`` is a holomorphic function of complex inputs with a complex
+            output; the gradient is then its complex derivative ``f'(z)``.
         allow_int: allow integer inputs among ``argnums``; their gradient is zero.
+
+    Complex inputs follow JAX's convention: for a real-valued ``fun`` of ``z = x + iy`` the
+    gradient is ``df/dx - i df/dy`` (``mx.grad`` returns its conjugate, ``df/dx + i df/dy``).
 
     Returns:
         A function with ``fun``'s signature returning the gradient, shaped like the argument
@@ -181,9 +199,9 @@ def grad(
         >>> df = ad.grad(lambda x: anp.sin(x) ** 3 * anp.exp(x))
         >>> ad.grad(ad.grad(df))(mx.array(0.5))  # third derivative
     """
-    vg = _value_and_grad(fun, argnums, has_aux, allow_int, with_value=False)
+    vg = _value_and_grad(fun, argnums, has_aux, allow_int, False, holomorphic)
 
-    @functools.wraps(fun)
+    @functools.wraps(fun, updated=())
     def grad_f(*args, **kwargs):
         (_, aux), g = vg(*args, **kwargs) if has_aux else ((None, None), vg(*args, **kwargs)[1])
         return (g, aux) if has_aux else g
@@ -203,7 +221,7 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
     """
     nums = tuple(range(len(primals)))
     traced = trace_fun(fun, primals, {}, nums, "vjp", has_aux)
-    diff = [is_float(a.dtype) for a in traced.closed.in_avals[traced.n_consts :]]
+    diff = [is_inexact(a.dtype) for a in traced.closed.in_avals[traced.n_consts :]]
     name = fun_name(fun)
     key = ("vjp", tuple(diff), traced.n_consts, traced.n_out, traced.key)
     entry = cached(key, lambda: _build_vjp(traced, diff, f"vjp_{name}"))
@@ -224,7 +242,7 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
         for ct, aval, nz in zip(ct_leaves, out_avals, out_nz):
             ct_aval = aval_of(ct)
             if ct_aval.shape != aval.shape or (
-                ct_aval.dtype != aval.dtype and is_float(aval.dtype)
+                ct_aval.dtype != aval.dtype and is_inexact(aval.dtype)
             ):
                 raise TypeError(
                     f"[vjp] the cotangent {ct_aval.str_short()} passed to vjp_fn of `{name}` "

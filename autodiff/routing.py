@@ -6,8 +6,11 @@ When the number of active traces in the process goes from 0 to 1, this module sw
 - each ``mx.<name>`` (and ``mx.linalg``, ``mx.fft``, ``mx.fast``, ``mx.random``) for which
   ``autodiff.numpy`` has a function: the ``autodiff.numpy`` function, which runs the original
   mlx.core function when no argument is traced and records primitives when one is;
-- ``mx.array``'s binary operators, ``__getitem__`` and ``__setitem__``, so a concrete array on
-  the left of an operator defers to the traced value on the right (``W @ x``);
+- ``mx.array``'s binary operators, ``__getitem__``, ``__setitem__``, the in-place operators
+  and ``.at``, so a concrete array on the left of an operator defers to the traced value on
+  the right (``W @ x``), ``a.at[i].add(traced)`` and ``total += traced`` trace, and an
+  in-place update of a concrete array that a trace has captured leaves the captured value
+  as it was (as eager MLX would);
 - the call of ``mx.compile``d functions (``mlx.nn``'s activations are), which runs the Python
   function being compiled when it receives a traced value.
 
@@ -89,11 +92,81 @@ def _array_methods() -> tuple[dict, dict]:
                 "values. Make `a` a traced value first (e.g. `a = mx.zeros_like(x)` from a "
                 "traced `x`), or build the result with `a.at[idx].add(value)` or mx.where."
             )
+        _freeze(self)
         put(self, idx, value)
 
     originals["__getitem__"], ours["__getitem__"] = get, getitem
     originals["__setitem__"], ours["__setitem__"] = put, setitem
+    for n in "add sub mul truediv floordiv mod pow matmul and or xor lshift rshift".split():
+        name = f"__i{n}__"
+        originals[name] = getattr(mx.array, name)
+        ours[name] = _in_place(originals[name])
+    originals["at"] = vars(mx.array)["at"]
+    ours["at"] = property(lambda self: _RoutedAt(self, originals["at"].__get__(self)))
     return ours, originals
+
+
+def _freeze(a) -> None:
+    """``a`` (concrete) is about to be updated in place: where a trace has captured it as a
+    constant, that constant keeps the current value (a new handle on it, no copy), as the
+    operations that used it would see in eager MLX."""
+    frozen = None
+    for b in tracing.live_builders():
+        if id(a) in b.const_index:
+            frozen = mx.stop_gradient(a) if frozen is None else frozen
+            b.freeze_const(a, frozen)
+
+
+def _in_place(orig):
+    """``a += y`` and the rest on a concrete ``a``. With a traced ``y`` the result is traced,
+    which ``a`` cannot hold: Python then computes ``a + y`` and rebinds the name ``a`` (other
+    aliases of the concrete array keep its old value)."""
+
+    def method(self, other):
+        if type(other) is Tracer:
+            return NotImplemented
+        _freeze(self)
+        return orig(self, other)
+
+    return method
+
+
+class _RoutedAt:
+    """``a.at[idx]`` on a concrete ``a``: MLX's own, unless the index or value is traced."""
+
+    __slots__ = ("a", "orig", "idx")
+
+    def __init__(self, a, orig, idx=None):
+        self.a, self.orig, self.idx = a, orig, idx
+
+    def __getitem__(self, idx):
+        return _RoutedAt(self.a, self.orig, idx)
+
+    def _apply(self, method, value):
+        parts = self.idx if type(self.idx) is tuple else (self.idx,)
+        if type(value) is Tracer or _has_tracer(parts):
+            from autodiff.numpy._updates import _AtIndexer
+
+            return getattr(_AtIndexer(self.a, self.idx), method)(value)
+        return getattr(self.orig[self.idx], method)(value)
+
+    def add(self, value):
+        return self._apply("add", value)
+
+    def subtract(self, value):
+        return self._apply("subtract", value)
+
+    def multiply(self, value):
+        return self._apply("multiply", value)
+
+    def divide(self, value):
+        return self._apply("divide", value)
+
+    def maximum(self, value):
+        return self._apply("maximum", value)
+
+    def minimum(self, value):
+        return self._apply("minimum", value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def make_jaxpr(
           in (c,) }
     """
 
-    @functools.wraps(fun)
+    @functools.wraps(fun, updated=())
     def make_jaxpr_f(*args, **kwargs) -> ClosedJaxpr:
         n = len(args)
         given = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)

@@ -13,6 +13,7 @@ become rank-0 literals.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from autodiff.primitives import broadcast_in_dim as _broadcast_in_dim
 class _State(threading.local):
     def __init__(self):
         self.stack: list[Builder] = []
+        self.subst: dict = {}  # Var -> (tracer, value): see substituting()
 
 
 _state = _State()
@@ -63,7 +65,7 @@ class Builder:
         self.invars: list[Var] = []
         self.constvars: list[Var] = []
         self.const_vals: list[Any] = []
-        self.const_index: dict[int, Var] = {}
+        self.const_index: dict[Any, Var] = {}  # id(array) or an outer tracer's Var
         self.alive = True
         self.fun_name = fun_name
         self.transform = transform
@@ -74,15 +76,31 @@ class Builder:
         return Tracer(aval, self, v)
 
     def const_var(self, val: Any) -> Var:
-        """The constvar holding ``val`` (a concrete array or an outer tracer), made once."""
-        v = self.const_index.get(id(val))
+        """The constvar holding ``val`` (a concrete array or an outer tracer), made once.
+
+        An outer tracer is keyed by the variable it stands for now, and a snapshot of it is
+        kept: after an in-place update (``x[i] = y``, ``x += y``) the same Python object
+        stands for a new variable, and the constvar captured before must keep the old value.
+        """
+        if type(val) is Tracer:
+            key, aval = val.ir_var, val.aval
+        else:
+            key, aval = id(val), aval_of(val)
+        v = self.const_index.get(key)
         if v is None:
-            aval = val.aval if type(val) is Tracer else aval_of(val)
             v = Var(aval)
             self.constvars.append(v)
-            self.const_vals.append(val)
-            self.const_index[id(val)] = v
+            self.const_vals.append(snapshot(val) if type(val) is Tracer else val)
+            self.const_index[key] = v
         return v
+
+    def freeze_const(self, val: Any, frozen: Any) -> None:
+        """``val`` (a concrete array captured as a const) is about to be updated in place:
+        the constvar captured so far keeps ``frozen``, a handle on its current value, and a
+        later use of ``val`` captures it anew."""
+        v = self.const_index.pop(id(val), None)
+        if v is not None:
+            self.const_vals[self.constvars.index(v)] = frozen
 
     def atom(self, x: Any):
         """The IR atom standing for ``x`` in this builder."""
@@ -90,10 +108,12 @@ class Builder:
         if t is Tracer:
             if x.builder is self:
                 return x.ir_var
+            if _state.subst and x.ir_var in _state.subst:
+                return self.atom(_state.subst[x.ir_var][1])
             return self.const_var(_check_enclosing(x, self))
         if t is Literal:
             return x
-        if t is bool or t is int or t is float:
+        if t is bool or t is int or t is float or t is complex:
             return literal(x)
         if hasattr(x, "shape") and hasattr(x, "dtype"):
             if hasattr(x, "item") and type(x).__module__ == "numpy" and x.shape == ():
@@ -124,13 +144,16 @@ def _check_enclosing(t: Tracer, b: Builder | None) -> Tracer:
 
 
 def literal(x, dtype: str | None = None) -> Literal:
-    """A rank-0 literal. Python scalars are weakly typed: bool, int32 or float32 by default."""
+    """A rank-0 literal. Python scalars are weakly typed: bool, int32, float32 or complex64 by
+    default."""
     if dtype is None:
-        dtype = "bool" if type(x) is bool else "int32" if type(x) is int else "float32"
+        dtype = _SCALAR_AVALS[type(x)].dtype if type(x) in _SCALAR_AVALS else "float32"
     if dtype == "bool":
         x = bool(x)
     elif dtype.startswith(("int", "uint")):
         x = int(x)
+    elif dtype == "complex64":
+        x = complex(x)
     else:
         x = float(x)
     return Literal(x, ShapedArray((), dtype))
@@ -140,6 +163,7 @@ _SCALAR_AVALS = {
     bool: ShapedArray((), "bool"),
     int: ShapedArray((), "int32"),
     float: ShapedArray((), "float32"),
+    complex: ShapedArray((), "complex64"),
 }
 
 
@@ -148,7 +172,7 @@ def aval_of(x: Any) -> ShapedArray:
     t = type(x)
     if t is Tracer or t is Literal:
         return x.aval
-    if t is bool or t is int or t is float:
+    if t is bool or t is int or t is float or t is complex:
         return _SCALAR_AVALS[t]
     if isinstance(getattr(x, "aval", None), ShapedArray):  # e.g. transpose's UndefinedPrimal
         return x.aval
@@ -273,13 +297,25 @@ class Tracer:
 
 # NumPy ufuncs that ndarray's operators call, and the autodiff.numpy function for each.
 _NUMPY_OPERATORS = {
-    "add": "add", "subtract": "subtract", "multiply": "multiply", "true_divide": "divide",
-    "divide": "divide", "floor_divide": "floor_divide", "remainder": "remainder",
-    "power": "power", "matmul": "matmul", "less": "less", "less_equal": "less_equal",
-    "greater": "greater", "greater_equal": "greater_equal", "equal": "equal",
-    "not_equal": "not_equal", "bitwise_and": "logical_and", "bitwise_or": "logical_or",
+    "add": "add",
+    "subtract": "subtract",
+    "multiply": "multiply",
+    "true_divide": "divide",
+    "divide": "divide",
+    "floor_divide": "floor_divide",
+    "remainder": "remainder",
+    "power": "power",
+    "matmul": "matmul",
+    "less": "less",
+    "less_equal": "less_equal",
+    "greater": "greater",
+    "greater_equal": "greater_equal",
+    "equal": "equal",
+    "not_equal": "not_equal",
+    "bitwise_and": "logical_and",
+    "bitwise_or": "logical_or",
     "bitwise_xor": "not_equal",
-}  # fmt: skip
+}
 
 _STATIC_HINT = (
     "Keep it an array (use `autodiff.numpy` ops on it), or, if it does not depend on the "
@@ -402,6 +438,62 @@ def inline(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:
         a = a if type(a) is Literal else env[a]
         results.append(a if type(a) is Literal else Tracer(a.aval, b, a))
     return results
+
+
+@contextlib.contextmanager
+def substituting(pairs):
+    """Within the block, each ``(tracer, value)`` pair's tracer stands for ``value``: how a
+    custom derivative rule, run when its equation is transformed, sees the values its
+    function closed over where that function was traced (whose tracers are gone by then)."""
+    saved = dict(_state.subst)
+    _state.subst.update((t.ir_var, (t, v)) for t, v in pairs if type(t) is Tracer)
+    try:
+        yield
+    finally:
+        _state.subst = saved
+
+
+def is_tracing() -> bool:
+    """Whether this thread is inside a trace (an autodiff transform is tracing a function)."""
+    return bool(_state.stack)
+
+
+def snapshot(t: Tracer) -> Tracer:
+    """A new tracer for the value ``t`` stands for now, unaffected by later in-place updates
+    of ``t``."""
+    return Tracer(t.aval, t.builder, t.ir_var)
+
+
+def rebind(t: Tracer, new: Tracer) -> None:
+    """Make the tracer object ``t`` stand for ``new``'s value from now on: an in-place update
+    (``x[i] = y``, ``x += y``), which every Python alias of ``t`` sees, as with
+    ``mx.array``'s ``overwrite_descriptor``. ``new`` must belong to ``t``'s builder, so that
+    the update lives in the trace ``t`` belongs to (see ``autodiff/numpy/_inplace.py``)."""
+    assert new.builder is t.builder, "an in-place update must stay in its tracer's trace"
+    t.aval, t.ir_var = new.aval, new.ir_var
+
+
+class binding_in:
+    """Context: ``bind`` records into ``builder`` (an enclosing, live builder of the current
+    thread) instead of the innermost one. In-place updates of a tracer of an enclosing trace
+    use it, so that the update happens in that trace, as the same update would in eager MLX."""
+
+    __slots__ = ("builder",)
+
+    def __init__(self, builder: Builder):
+        self.builder = builder
+
+    def __enter__(self):
+        _state.stack.append(self.builder)
+
+    def __exit__(self, *exc):
+        popped = _state.stack.pop()
+        assert popped is self.builder
+
+
+def live_builders() -> list[Builder]:
+    """The builders of the traces active on this thread, outermost first."""
+    return list(_state.stack)
 
 
 def as_tracer(x):

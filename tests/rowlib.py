@@ -28,6 +28,12 @@ def A(low=-3.0, high=3.0, away=(), dtype=mx.float32):
     )
 
 
+def C(low=-2.0, high=2.0, away=()):
+    """Complex64 arguments: real and imaginary parts in ``[low, high]``, ``away`` from the
+    given complex points (poles, branch points)."""
+    return A(low, high, away, dtype=mx.complex64)
+
+
 def arrays_s(shape, **kw):
     return arrays(shape, salt=next(_salts), **kw)
 
@@ -44,6 +50,7 @@ class Row:
     mx_order: int = 2  # 1: MLX lacks a second-order rule here
     mx_vmap: bool = True  # compare with mx.vmap
     order: int = 2
+    modes: tuple = ("fwd", "rev")  # ("fwd",): no reverse mode (an unbounded while_loop)
     fd: bool = True  # check against finite differences (not for stop_gradient)
     rtol: float = 1e-5  # float64 finite-difference checks
     interp_rtol: float = 2e-4  # interpreter (float64) vs MLX; looser where the row uses float16

@@ -247,6 +247,17 @@ ROWS: list[Row] = [
         (A(away=(-2.0, 2.5)),),
         shapes=S1,
     ),
+    Row(
+        "minmax_count_nonzero",
+        lambda x, y: (
+            anp.minmax(x, axis=-1)[0] * 2.0
+            + anp.minmax(x, axis=-1)[1]
+            + anp.count_nonzero(y > 0.5, axis=-1) * x.min()
+            + anp.count_nonzero(anp.round(y))
+        ),
+        (A(), A(away=(-2.5, -1.5, -0.5, 0.5, 1.5, 2.5))),
+        shapes=S1,
+    ),
     # contraction
     Row(
         "matmul_2d",

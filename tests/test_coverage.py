@@ -32,6 +32,13 @@ TABLES = {
 }
 
 
+# Primitives that exist only between two steps of a transform, never in a finished program.
+TRANSIENT = {
+    "custom_lin": "made by the JVP of custom_vjp_call and transposed away by reverse mode "
+    "(the custom_vjp rows exercise it)",
+}
+
+
 def _attr_name(prim: Primitive) -> str:
     return prim.name if hasattr(lax, prim.name) else prim.name + "_"
 
@@ -79,8 +86,8 @@ def test_table_rows_exercise_every_primitive(data):
         args = row.draw_args(data.draw)
         closed = ad.make_jaxpr(row.fun)(*args)
         seen |= {e.prim for e in closed.eqns}
-        if row.diff:
+        if row.diff and "rev" in row.modes:
             g = ad.make_jaxpr(lambda *a: ad.vjp(row.fun, *a)[1](row.fun(*a)))(*args)
             seen |= {e.prim for e in g.eqns}
-    missing = {p.name for p in PRIMITIVES.values()} - {p.name for p in seen}
+    missing = {p.name for p in PRIMITIVES.values()} - {p.name for p in seen} - set(TRANSIENT)
     assert not missing, f"no table row exercises {sorted(missing)}"

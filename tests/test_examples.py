@@ -56,6 +56,18 @@ def test_newton():
     assert result["final_grad_norm"] < 1e-5 and result["iterations"] <= 8
 
 
+def test_rnn_scan():
+    result = load("rnn_scan").main(fast=True)
+    assert result["grad_diff"] < 1e-4
+    assert result["loss_last"] < result["loss_first"] / 2
+
+
+def test_implicit_diff():
+    result = load("implicit_diff").main(fast=True)
+    assert result["diff_fd"] < 1e-5 and result["diff_unrolled"] < 1e-5
+    assert result["losses"][-1] < result["losses"][0]
+
+
 def test_gaussian_process():
     result = load("gaussian_process").main(fast=True)
     assert result["final_grad_norm"] < 1e-2 and result["steps"] <= 8

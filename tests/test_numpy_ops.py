@@ -23,9 +23,10 @@ def assert_matches(got, expected, rtol, atol):
     for g, e in zip(got_l, expected_l):
         g_np, e_np = as_np(mx.array(g)) if not isinstance(g, np.ndarray) else g, as_np(e)
         assert g_np.shape == e_np.shape, (g_np.shape, e_np.shape)
+        t = np.complex128 if "c" in np.asarray(g_np).dtype.kind + e_np.dtype.kind else np.float64
         np.testing.assert_allclose(
-            np.asarray(g_np, np.float64),
-            np.asarray(e_np, np.float64),
+            np.asarray(g_np, t),
+            np.asarray(e_np, t),
             rtol=rtol,
             atol=atol,
             equal_nan=True,

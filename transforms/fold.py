@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from autodiff import primitives as P
-from autodiff.dtypes import is_float, is_int
+from autodiff.dtypes import is_complex, is_float, is_int
 from autodiff.ir import Literal, ShapedArray
 
 # Primitive names whose NumPy function has another name; the rest are NumPy's names.
@@ -53,7 +53,7 @@ def fold(prim: P.Primitive, ins: list[Literal], params, out: ShapedArray) -> Lit
     if out.shape != () or prim.family not in _FOLDABLE:
         return None
     if prim is P.convert:
-        fn = lambda x: x
+        fn = lambda x: np.real(x) if is_complex(ins[0].aval.dtype) else x
     else:
         fn = _SPECIAL.get(prim.name) or getattr(np, _NUMPY_NAME.get(prim.name, prim.name), None)
         if fn is None:

@@ -4,7 +4,8 @@ Rule contract: ``jvp_rules[prim](primals, tangents, **params) -> (primal_out, ta
 where tangents may be :class:`Zero` (symbolic; no equations are emitted for it) and the result
 tangent may be Zero too (lists of both for a primitive with several results). Rules are written with ``autodiff.lax`` on traced values, so their
 output is IR that can be differentiated again. Tangents of integer and boolean values are
-always Zero. Conventions at kinks follow JAX: ``abs'(0) = 1``, ``max``/``min`` split the
+always Zero; complex values have complex tangents (the rules of holomorphic primitives are
+their real formulas; abs, real, imag and conj follow JAX). Conventions at kinks follow JAX: ``abs'(0) = 1``, ``max``/``min`` split the
 tangent equally between tied operands, ``sqrt'(0) = inf``.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from autodiff import lax
 from autodiff import primitives as P
-from autodiff.dtypes import is_float
+from autodiff.dtypes import is_complex, is_inexact
 from autodiff.ir import ClosedJaxpr, Literal, ShapedArray
 from autodiff.tracing import aval_of, bind, read, trace_flat
 from autodiff.transforms import optimize
@@ -114,7 +115,17 @@ deflinear(P.neg)
 deflinear(P.add)
 deflinear(P.sub)
 deflinear(P.stop_gradient, linear_argnums=())
-defjvp(P.abs_, lambda t, x: L.select(L.ge(x, 0.0), t, neg(t)))  # abs'(0) = 1, as JAX
+
+
+def _abs_jvp(t, y, x):
+    if not is_complex(aval_of(x).dtype):
+        return L.select(L.ge(x, 0.0), t, neg(t))  # abs'(0) = 1, as JAX
+    # Re(t conj(x)) / |x|, and 0 at x == 0 (JAX's rule)
+    nonzero = L.convert(_replace_zero(y), aval_of(x).dtype)
+    return L.real(mul(t, div(L.conj(x), nonzero)))
+
+
+defjvp(P.abs_, _abs_jvp, use_out=True)
 defjvp(P.square, lambda t, x: mul(t, mul(x, 2.0)))
 defjvp(P.reciprocal, lambda t, y, x: neg(mul(t, L.square(y))), use_out=True)
 defjvp(P.sqrt, lambda t, y, x: div(t, mul(y, 2.0)), use_out=True)
@@ -220,7 +231,7 @@ deflinear(P.select, linear_argnums=(1, 2))
 def _convert_jvp(primals, tangents, new_dtype):
     (x,), (t,) = primals, tangents
     out = L.convert(x, new_dtype)
-    if type(t) is Zero or not (is_float(new_dtype) and is_float(aval_of(x).dtype)):
+    if type(t) is Zero or not (is_inexact(new_dtype) and is_inexact(aval_of(x).dtype)):
         return out, Zero(aval_of(out))
     return out, L.convert(t, new_dtype)
 
@@ -347,7 +358,7 @@ def jvp_eval(closed: ClosedJaxpr, primals: Sequence, tangents: Sequence):
         outs, t_outs = ([out], [t_out]) if not eqn.prim.multiple_results else (out, t_out)
         for v, o, t in zip(eqn.outputs, outs, t_outs):
             env[v] = o
-            if type(t) is not Zero and is_float(v.aval.dtype):
+            if type(t) is not Zero and is_inexact(v.aval.dtype):
                 tenv[v] = t
     outs = [read(env, a) for a in jaxpr.outvars]
     t_outs = [tenv.get(a, None) if type(a) is not Literal else None for a in jaxpr.outvars]

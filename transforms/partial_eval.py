@@ -3,8 +3,12 @@
 Applied to a JVP jaxpr with the primals known and the tangents unknown, it gives
 ``linearize``: a primal jaxpr ``known_ins -> (known_outs, residuals)`` and a linear jaxpr
 ``(residuals, unknown_ins) -> unknown_outs``. This is a syntactic pass, no tracing: an equation
-is unknown iff one of its inputs is. Known equations with only literal inputs (filled arrays)
-are recomputed on the unknown side rather than passed as residuals.
+is unknown iff one of its inputs is, except for primitives with a rule in
+``partial_eval_rules`` (control flow), which split an equation into a known and an unknown part:
+``rule(eqn, unknown_inputs) -> (known_eqns, unknown_eqns, unknown_outputs)``; the known part
+defines the known outputs and any residuals the unknown part reads. Known equations with only
+literal inputs (filled arrays) are recomputed on the unknown side rather than passed as
+residuals.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from autodiff.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
+
+partial_eval_rules: dict = {}
 
 
 def partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: Sequence[bool], instantiate: Sequence[bool]):
@@ -26,11 +32,19 @@ def partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: Sequence[bool], instantiat
     unknown_vars: set[Var] = {v for v, u in zip(jaxpr.invars, unknowns) if u}
     known_eqns, unknown_eqns = [], []
     for eqn in jaxpr.eqns:
-        if any(type(a) is Var and a in unknown_vars for a in eqn.inputs):
+        unk = [type(a) is Var and a in unknown_vars for a in eqn.inputs]
+        if not any(unk):
+            known_eqns.append(eqn)
+            continue
+        rule = partial_eval_rules.get(eqn.prim)
+        if rule is None:
             unknown_eqns.append(eqn)
             unknown_vars.update(eqn.outputs)
-        else:
-            known_eqns.append(eqn)
+            continue
+        known_part, unknown_part, out_unk = rule(eqn, unk)
+        known_eqns.extend(known_part)
+        unknown_eqns.extend(unknown_part)
+        unknown_vars.update(v for v, u in zip(eqn.outputs, out_unk) if u)
     out_unknowns = [
         inst or (type(a) is Var and a in unknown_vars)
         for a, inst in zip(jaxpr.outvars, instantiate)
@@ -51,7 +65,7 @@ def partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: Sequence[bool], instantiat
         if all(type(a) is Literal for a in e.inputs) and any(v in needed for v in e.outputs)
     ]
     replicated_out = {v for e in replicated for v in e.outputs}
-    residuals = [v for v in _ordered(jaxpr, needed) if v not in replicated_out]
+    residuals = [v for v in _ordered(jaxpr, known_eqns, needed) if v not in replicated_out]
 
     known_outs = [a for a, u in zip(jaxpr.outvars, out_unknowns) if not u]
     known = Jaxpr(
@@ -74,9 +88,9 @@ def partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: Sequence[bool], instantiat
     return ClosedJaxpr(known, closed.consts), ClosedJaxpr(unknown, []), out_unknowns, len(residuals)
 
 
-def _ordered(jaxpr: Jaxpr, vs: set[Var]) -> list[Var]:
-    """``vs`` in definition order (constvars, invars, then equation outputs)."""
-    order = list(jaxpr.constvars) + list(jaxpr.invars) + [v for e in jaxpr.eqns for v in e.outputs]
+def _ordered(jaxpr: Jaxpr, known_eqns: list[Eqn], vs: set[Var]) -> list[Var]:
+    """``vs`` in definition order (constvars, invars, then the known equations' outputs)."""
+    order = list(jaxpr.constvars) + list(jaxpr.invars) + [v for e in known_eqns for v in e.outputs]
     return [v for v in order if v in vs]
 
 

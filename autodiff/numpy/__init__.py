@@ -17,7 +17,19 @@ import mlx.core as _mx
 
 from autodiff.numpy import (
     _methods,  # noqa: F401  (installs the mx.array surface on tracers)
+    fft,
     linalg,  # noqa: F401  (anp.linalg, mirroring mx.linalg)
+)
+from autodiff.numpy._complex import angle, conj, conjugate, imag, real
+from autodiff.numpy._conv import (
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_general,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+    convolve,
 )
 from autodiff.numpy._creation import (
     arange,
@@ -33,6 +45,15 @@ from autodiff.numpy._creation import (
     tri,
     zeros,
     zeros_like,
+)
+from autodiff.numpy._cumulative import (
+    cummax,
+    cummin,
+    cumprod,
+    cumsum,
+    cumulative_prod,
+    cumulative_sum,
+    logcumsumexp,
 )
 from autodiff.numpy._elementwise import (
     abs,
@@ -97,16 +118,28 @@ from autodiff.numpy._elementwise import (
 )
 from autodiff.numpy._indexing import take, take_along_axis
 from autodiff.numpy._linalg import addmm, inner, matmul, outer, tensordot
+from autodiff.numpy._products import block_masked_mm, hadamard_transform, segmented_mm
+from autodiff.numpy._put import put_along_axis
+from autodiff.numpy._quantized import (
+    dequantize,
+    gather_mm,
+    gather_qmm,
+    qqmm,
+    quantize,
+    quantized_matmul,
+)
+from autodiff.numpy._rearrange import as_strided, diag, diagonal, flip, roll, trace
 from autodiff.numpy._reductions import (
     all,
     any,
     argmax,
     argmin,
-    cumsum,
+    count_nonzero,
     logsumexp,
     max,
     mean,
     min,
+    minmax,
     prod,
     softmax,
     std,
@@ -133,9 +166,23 @@ from autodiff.numpy._shape import (
     tril,
     triu,
 )
-from autodiff.numpy._sorting import argsort, sort
+from autodiff.numpy._slicing import slice, slice_update
+from autodiff.numpy._sorting import (
+    argpartition,
+    argsort,
+    median,
+    partition,
+    searchsorted,
+    sort,
+    topk,
+    unique,
+)
 
 bool_, int8, int16, int32, int64 = _mx.bool_, _mx.int8, _mx.int16, _mx.int32, _mx.int64
 uint8, uint16, uint32, uint64 = _mx.uint8, _mx.uint16, _mx.uint32, _mx.uint64
 float16, bfloat16, float32, float64 = _mx.float16, _mx.bfloat16, _mx.float32, _mx.float64
+complex64 = _mx.complex64
 pi, e, inf, nan, newaxis = _math.pi, _math.e, float("inf"), float("nan"), None
+
+# anp.fast: mx.fast's operations as composites (a public submodule, like mx.fast)
+from autodiff.numpy import fast  # noqa: E402, F401

@@ -15,12 +15,12 @@ from typing import Any
 import mlx.core as mx
 
 from autodiff import lax
-from autodiff.dtypes import dtype_name, is_float, join, weak_result
+from autodiff.dtypes import dtype_name, is_inexact, join, weak_result
 from autodiff.ir import Literal
 from autodiff.lower_mlx import MX_DTYPES
 from autodiff.tracing import Tracer, aval_of
 
-_SCALARS = (bool, int, float)
+_SCALARS = (bool, int, float, complex)
 
 
 def _has_tracer(args) -> bool:
@@ -125,14 +125,15 @@ def promote(*args, dtype: str | None = None, shape: Sequence[int] | None = None)
 
 
 def promote_float(*args) -> list:
-    """:func:`promote`, then integers and bools become float32."""
+    """:func:`promote`, then integers and bools become float32 (complex stays complex)."""
     dtype = result_type(*args)
-    return promote(*args, dtype=dtype if is_float(dtype) else "float32")
+    return promote(*args, dtype=dtype if is_inexact(dtype) else "float32")
 
 
 def as_float(x):
-    """Integers and bools become float32, as mlx.core's float-valued functions do."""
-    return x if is_float(aval_of(x).dtype) else astype(x, "float32")
+    """Integers and bools become float32, as mlx.core's float-valued functions do; float
+    and complex values stay as they are."""
+    return x if is_inexact(aval_of(x).dtype) else astype(x, "float32")
 
 
 def canonical_axis(axis: int, ndim: int, fn: str = "") -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 
 from autodiff import lax
-from autodiff.dtypes import is_float, is_int
+from autodiff.dtypes import is_inexact, is_int
 from autodiff.numpy._core import (
     as_float,
     astype,
@@ -68,7 +68,7 @@ Example:
 def _rounding(mx_fn, lax_fn):
     @mirror(mx_fn)
     def f(a):
-        return a if not is_float(aval_of(a).dtype) else lax_fn(a)
+        return a if not is_inexact(aval_of(a).dtype) else lax_fn(a)
 
     f.__name__ = f.__qualname__ = mx_fn.__name__
     return f
@@ -80,7 +80,7 @@ floor, ceil = _rounding(mx.floor, lax.floor), _rounding(mx.ceil, lax.ceil)
 @mirror(mx.round)
 def round(a, decimals: int = 0):  # noqa: A001 - mirrors mx.round
     """Round half to even, as ``mx.round``."""
-    if not is_float(aval_of(a).dtype):
+    if not is_inexact(aval_of(a).dtype):
         return a
     if decimals == 0:
         return lax.round_(a)
@@ -164,13 +164,15 @@ def where(condition, x, y):
 @mirror(mx.isnan)
 def isnan(a):
     """Elementwise NaN test, as ``mx.isnan``."""
-    return lax.ne(a, a) if is_float(aval_of(a).dtype) else lax.full(aval_of(a).shape, False, "bool")
+    if not is_inexact(aval_of(a).dtype):
+        return lax.full(aval_of(a).shape, False, "bool")
+    return lax.ne(a, a)
 
 
 @mirror(mx.isinf)
 def isinf(a):
     """Elementwise infinity test, as ``mx.isinf``."""
-    if not is_float(aval_of(a).dtype):
+    if not is_inexact(aval_of(a).dtype):
         return lax.full(aval_of(a).shape, False, "bool")
     return lax.eq(lax.abs_(a), float("inf"))
 
@@ -178,7 +180,7 @@ def isinf(a):
 @mirror(mx.isfinite)
 def isfinite(a):
     """Elementwise finiteness test, as ``mx.isfinite``."""
-    if not is_float(aval_of(a).dtype):
+    if not is_inexact(aval_of(a).dtype):
         return lax.full(aval_of(a).shape, True, "bool")
     return lax.lt(lax.abs_(a), float("inf"))
 

@@ -3,6 +3,13 @@ provide, each with the reason. ``tests/test_coverage.py`` checks that every publ
 those namespaces is either in ``autodiff.numpy`` or here, so a new MLX release shows what is new.
 """
 
+_OPAQUE_KERNEL = (
+    "an opaque user kernel (Metal/CUDA source or binary): autodiff cannot trace, differentiate "
+    "or batch what it computes, and a custom_vjp around it would still trace its primal; it "
+    "needs a kernel primitive with user-given derivative and batching rules, which autodiff "
+    "does not have. Call it on concrete arrays outside transforms"
+)
+
 EXCLUDED: dict[str, str] = {
     # transforms and compilation: autodiff's own are in `autodiff` (and, with MLX's
     # signatures, in `autodiff.mlx`)
@@ -57,4 +64,13 @@ EXCLUDED: dict[str, str] = {
     "printoptions": "printing settings",
     "get_array_buffer_size": "buffer introspection of concrete arrays",
     "einsum_path": "returns a contraction plan (a string and a list), not an array",
+    # quantized products
+    "gather_qqmm": "MLX 0.32.4 evaluates it only on CUDA GPUs (the CPU raises NYI), so its "
+    "lowering cannot be checked; and, like qqmm (which autodiff.numpy traces, forward only), "
+    "it quantizes its inputs on the fly, so it is piecewise constant with no derivative (MLX's "
+    "VJP is a straight-through estimator). Use anp.gather_mm on dequantized operands instead",
+    # mx.fast: user kernels are opaque to autodiff
+    "fast.metal_kernel": _OPAQUE_KERNEL,
+    "fast.cuda_kernel": _OPAQUE_KERNEL,
+    "fast.precompiled_cuda_kernel": _OPAQUE_KERNEL,
 }

@@ -1,4 +1,4 @@
-"""Indexing: ``x[...]`` with ints, slices, None, Ellipsis and integer arrays; take; ``.at``.
+"""Indexing: ``x[...]`` with ints, slices, None, Ellipsis and integer arrays; take.
 
 Advanced (integer-array) indexing follows NumPy: index arrays broadcast together, and their
 dimensions replace the indexed axes in place when those axes are adjacent, or go first when not.
@@ -82,8 +82,9 @@ def getitem(x, idx):
             start, stop, step = i.indices(dim)
             if step > 0:
                 x = lax.slice_in_dim(x, start, max(start, stop), step, ax)
-            else:
-                x = lax.take(x, mx.arange(start, stop, step, dtype=mx.int32), ax)
+            else:  # the same elements, counted from the end of the reversed axis
+                first, last = dim - 1 - start, dim - 1 - stop
+                x = lax.slice_in_dim(lax.rev(x, (ax,)), first, max(first, last), -step, ax)
         elif not _is_array_index(i):
             k = int(i)  # a tracer here raises ConcretizationError via __index__
             if not -dim <= k < dim:
@@ -189,52 +190,3 @@ def take_along_axis(a, /, indices, axis: int | None = -1):
     if aval_of(indices).shape != i_shape:
         indices = lax.broadcast_to(indices, i_shape)
     return lax.take_along_axis(a, indices, ax)
-
-
-class _AtIndexer:
-    """``x.at[idx].add(y)``: functional updates, as ``mx.array.at``. Repeated indices add up."""
-
-    __slots__ = ("x", "idx")
-
-    def __init__(self, x, idx=None):
-        self.x, self.idx = x, idx
-
-    def __getitem__(self, idx):
-        return _AtIndexer(self.x, idx)
-
-    def add(self, y):
-        x = self.x
-        shape, size, dtype = aval_of(x).shape, aval_of(x).size, aval_of(x).dtype
-        positions = _positions(shape, self.idx)  # flat positions of the indexed elements
-        pshape = aval_of(positions).shape
-        (y,) = promote(y, dtype=dtype, shape=pshape)
-        if aval_of(y).shape != pshape:
-            y = lax.broadcast_to(y, pshape)
-        n = int(np.prod(pshape))
-        flat = lax.scatter_add(
-            lax.reshape(x, (size,)), lax.reshape(positions, (n,)), lax.reshape(y, (n,)), 0
-        )
-        return lax.reshape(flat, shape)
-
-    def subtract(self, y):
-        from autodiff.numpy._elementwise import negative
-
-        return self.add(negative(y))
-
-    def _unsupported(self, *_):
-        raise NotImplementedError(
-            "x.at[idx].set/multiply/divide/maximum/minimum are not supported on traced arrays; "
-            "use .at[idx].add(...) or anp.where(mask, new, x)"
-        )
-
-    set = multiply = divide = maximum = minimum = _unsupported
-
-
-def _positions(shape, idx):
-    """The flat positions ``arange(size).reshape(shape)[idx]``, concrete where idx is."""
-    base = np.arange(int(np.prod(shape)), dtype=np.int32).reshape(shape)
-    parts = idx if isinstance(idx, tuple) else (idx,)
-    if any(type(i) is Tracer for i in parts):
-        return getitem(mx.array(base), idx)
-    conv = tuple(np.asarray(i) if isinstance(i, (mx.array, list)) else i for i in parts)
-    return mx.array(base[conv])

@@ -7,14 +7,19 @@ A concrete ``mx.array`` on the left of an operator (``W @ x``) is handled by
 from __future__ import annotations
 
 from autodiff import primitives as P
-from autodiff.dtypes import is_bool, is_float
+from autodiff.dtypes import is_bool, is_complex, is_float
 from autodiff.ir import Literal, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
+from autodiff.numpy import _complex as CX
+from autodiff.numpy import _cumulative as C
 from autodiff.numpy import _elementwise as E
 from autodiff.numpy import _indexing as I
 from autodiff.numpy import _linalg as L
+from autodiff.numpy import _rearrange as A
 from autodiff.numpy import _reductions as R
 from autodiff.numpy import _shape as S
+from autodiff.numpy import _updates as U
+from autodiff.numpy._inplace import update_in_place
 from autodiff.tracing import Tracer, bind
 
 
@@ -61,6 +66,8 @@ def _binop(fn, prim=None):
 
 
 def _cast(v: int, dtype: str):
+    if is_complex(dtype):
+        return complex(v)
     return float(v) if is_float(dtype) else v
 
 
@@ -100,18 +107,44 @@ Tracer.__getitem__ = lambda self, idx: I.getitem(self, idx)
 
 
 def _setitem(self, idx, value):
-    raise TypeError(
-        "traced arrays are immutable: `x[idx] = y` cannot be traced. Use "
-        "`x = x.at[idx].add(y - x[idx])`, or `anp.where(mask, y, x)` for a masked update."
-    )
+    """``x[idx] = value``: in place, as on an mx.array (see ``autodiff/numpy/_inplace.py``)."""
+    update_in_place(self, lambda: U.update(self, idx, value, "set"), "x[idx] = y")
 
 
+def _inplace_operator(name, fn):
+    def op(self, other):
+        if name == "truediv" and not is_float(self.aval.dtype):
+            raise ValueError("In place division cannot cast to non-floating point type.")
+        return update_in_place(self, lambda: fn(self, other), f"x {_SYMBOLS[name]}= y")
+
+    op.__name__ = f"__i{name}__"
+    op.__doc__ = f"``x {_SYMBOLS[name]}= y`` in place, as on an mx.array (``_inplace.py``)."
+    return op
+
+
+_SYMBOLS = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "truediv": "/",
+    "floordiv": "//",
+    "mod": "%",
+    "pow": "**",
+    "matmul": "@",
+    "and": "&",
+    "or": "|",
+    "xor": "^",
+}
 Tracer.__setitem__ = _setitem
+for _name in _OPERATORS:
+    setattr(Tracer, f"__i{_name}__", _inplace_operator(_name, getattr(Tracer, f"__{_name}__")))
 Tracer.dtype = property(lambda self: MX_DTYPES[self.aval.dtype])
 Tracer.itemsize = property(lambda self: self.dtype.size)
 Tracer.nbytes = property(lambda self: self.dtype.size * self.aval.size)
 Tracer.T = property(lambda self: S.transpose(self))
-Tracer.at = property(lambda self: I._AtIndexer(self))
+Tracer.at = property(lambda self: U._AtIndexer(self))
+Tracer.real = property(lambda self: CX.real(self))
+Tracer.imag = property(lambda self: CX.imag(self))
 
 
 def _shape_args(args):
@@ -133,9 +166,15 @@ for _name, _fn in {
     "any": R.any,
     "argmax": R.argmax,
     "argmin": R.argmin,
-    "cumsum": R.cumsum,
+    "cumsum": C.cumsum,
+    "cumprod": C.cumprod,
+    "cummax": C.cummax,
+    "cummin": C.cummin,
+    "logcumsumexp": C.logcumsumexp,
     "logsumexp": R.logsumexp,
     "squeeze": S.squeeze,
+    "diag": A.diag,
+    "diagonal": A.diagonal,
     "flatten": S.flatten,
     "swapaxes": S.swapaxes,
     "moveaxis": S.moveaxis,
@@ -153,5 +192,6 @@ for _name, _fn in {
     "abs": E.abs,
     "round": E.round,
     "reciprocal": E.reciprocal,
+    "conj": CX.conj,
 }.items():
     setattr(Tracer, _name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(_fn))

@@ -1,11 +1,11 @@
-"""Reductions and scans: sum, mean, var, max, argmax, cumsum, logsumexp, softmax, ..."""
+"""Reductions: sum, mean, var, max, argmax, logsumexp, softmax, ... (scans: _cumulative.py)"""
 
 from __future__ import annotations
 
 import mlx.core as mx
 
 from autodiff import lax
-from autodiff.dtypes import is_bool
+from autodiff.dtypes import is_bool, is_complex
 from autodiff.numpy._core import as_float, astype, canonical_axes, canonical_axis, mirror
 from autodiff.tracing import aval_of
 
@@ -80,7 +80,11 @@ def var(a, /, axis=None, keepdims: bool = False, ddof: int = 0):
     shape = aval_of(a).shape
     axes = canonical_axes(axis, len(shape), "var")
     centered = lax.sub(a, _expand(_mean(a, axes), shape, axes))
-    ss = lax.reduce_sum(lax.square(centered), axes)
+    if is_complex(aval_of(a).dtype):  # |x - mean|^2, real (as MLX and NumPy)
+        sq = lax.add(lax.square(lax.real(centered)), lax.square(lax.imag(centered)))
+    else:
+        sq = lax.square(centered)
+    ss = lax.reduce_sum(sq, axes)
     return _keep(lax.div(ss, float(_count(a, axes) - ddof)), axes, keepdims)
 
 
@@ -108,18 +112,6 @@ def _arg_reduction(mx_fn, lax_fn):
 argmax, argmin = _arg_reduction(mx.argmax, lax.argmax), _arg_reduction(mx.argmin, lax.argmin)
 
 
-@mirror(mx.cumsum)
-def cumsum(a, /, axis: int | None = None, *, reverse: bool = False, inclusive: bool = True):
-    """Cumulative sum along ``axis`` (flattened if None), as ``mx.cumsum``."""
-    if is_bool(aval_of(a).dtype):
-        a = astype(a, "int32")
-    if axis is None:
-        a, axis = lax.reshape(a, (aval_of(a).size,)), 0
-    ax = canonical_axis(axis, len(aval_of(a).shape), "cumsum")
-    out = lax.cumsum(a, ax, reverse)
-    return out if inclusive else lax.sub(out, a)
-
-
 def _stable_max(a, axes):
     """max over ``axes`` without gradient, infinities replaced by 0 (the shift cancels out)."""
     m = lax.stop_gradient(lax.reduce_max(a, axes))
@@ -145,3 +137,19 @@ def softmax(a, /, axis=None, *, precise: bool = False):
     axes = canonical_axes(axis, len(shape), "softmax")
     e = lax.exp(lax.sub(a, _expand(_stable_max(a, axes), shape, axes)))
     return lax.div(e, _expand(lax.reduce_sum(e, axes), shape, axes))
+
+
+@mirror(mx.count_nonzero)
+def count_nonzero(a, /, *, axis=None, keepdims: bool = False):
+    """The number of nonzero elements over ``axis`` (all axes by default) as int32, as
+    ``mx.count_nonzero``."""
+    axes = canonical_axes(axis, len(aval_of(a).shape), "count_nonzero")
+    nonzero = astype(lax.ne(a, 0) if not is_bool(aval_of(a).dtype) else a, "int32")
+    return _keep(lax.reduce_sum(nonzero, axes), axes, keepdims)
+
+
+@mirror(mx.minmax)
+def minmax(a, /, axis=None, keepdims: bool = False):
+    """``(min, max)`` over ``axis`` (all axes by default), as ``mx.minmax``; each has the
+    derivative of :func:`min`/:func:`max` (ties share it equally)."""
+    return min.traced(a, axis, keepdims), max.traced(a, axis, keepdims)

@@ -1,8 +1,12 @@
 """``check_grads``: derivatives against float64 finite differences, as ``jax.test_util``.
 
-Everything is evaluated by the NumPy reference interpreter in float64 (the function, its JVP
-and its VJP are traced to jaxprs first), so float32 rounding never decides the result and the
-tolerances can be tight. Higher orders check the JVP and VJP functions themselves, recursively.
+Everything is evaluated by the NumPy reference interpreter in float64 (complex128 for complex
+values; the function, its JVP and its VJP are traced to jaxprs first), so float32 rounding
+never decides the result and the tolerances can be tight. Higher orders check the JVP and VJP
+functions themselves, recursively.
+
+Complex inputs get complex tangent directions, and the VJP is checked with JAX's pairing
+``<u, v> = Re(sum(u * v))`` (no conjugate): reverse mode transposes the JVP.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from autodiff.dtypes import is_float
+from autodiff.dtypes import is_inexact
 from autodiff.forward import jvp
 from autodiff.interpret import interpret, to_numpy
 from autodiff.reverse import vjp
@@ -46,7 +50,8 @@ class _Shaped:
 
     def __init__(self, x: np.ndarray):
         self.shape = x.shape
-        self.dtype = "float32" if x.dtype.kind == "f" else str(x.dtype)
+        kind = x.dtype.kind
+        self.dtype = "float32" if kind == "f" else "complex64" if kind == "c" else str(x.dtype)
 
 
 def _leaves64(args):
@@ -55,25 +60,33 @@ def _leaves64(args):
 
 
 def _random_like(leaves, rng):
-    return [
-        rng.standard_normal(x.shape) if x.dtype.kind == "f" else np.zeros(x.shape, x.dtype)
-        for x in leaves
-    ]
+    out = []
+    for x in leaves:
+        if x.dtype.kind == "c":
+            out.append(rng.standard_normal(x.shape) + 1j * rng.standard_normal(x.shape))
+        elif x.dtype.kind == "f":
+            out.append(rng.standard_normal(x.shape))
+        else:
+            out.append(np.zeros(x.shape, x.dtype))
+    return out
 
 
 def _inner(xs, ys) -> float:
+    """``Re(sum(x * y))`` over the inexact leaves: JAX's pairing of cotangents and tangents."""
     return float(
         sum(
-            np.sum(np.asarray(x, np.float64) * np.asarray(y, np.float64))
+            np.sum(np.real(np.asarray(x) * np.asarray(y)))
             for x, y in zip(xs, ys)
-            if np.asarray(x).dtype.kind == "f"
+            if np.asarray(x).dtype.kind in "fc"
         )
     )
 
 
 def _assert_close(actual, expected, atol, rtol, what):
     for a, e in zip(actual, expected):
-        a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
+        kind = np.asarray(a).dtype.kind + np.asarray(e).dtype.kind
+        t = np.complex128 if "c" in kind else np.float64
+        a, e = np.asarray(a, t), np.asarray(e, t)
         if not np.allclose(a, e, atol=atol, rtol=rtol, equal_nan=True):
             err = np.max(np.abs(a - e))
             raise AssertionError(
@@ -84,15 +97,17 @@ def _assert_close(actual, expected, atol, rtol, what):
 def numerical_jvp(fun: Callable, args: Sequence, tangents: Sequence, eps: float = DEFAULT_EPS):
     """Central differences of ``fun`` at ``args`` along ``tangents``, in float64."""
     leaves, treedef = _leaves64(args)
-    plus = [np.asarray(x + eps * t) if x.dtype.kind == "f" else x for x, t in zip(leaves, tangents)]
+    plus = [
+        np.asarray(x + eps * t) if x.dtype.kind in "fc" else x for x, t in zip(leaves, tangents)
+    ]
     minus = [
-        np.asarray(x - eps * t) if x.dtype.kind == "f" else x for x, t in zip(leaves, tangents)
+        np.asarray(x - eps * t) if x.dtype.kind in "fc" else x for x, t in zip(leaves, tangents)
     ]
     rebuild = lambda ls: tree_unflatten(treedef, ls)
     f_plus = _eval64(fun, rebuild(plus))
     f_minus = _eval64(fun, rebuild(minus))
     return [
-        (p - m) / (2 * eps) if p.dtype.kind == "f" else np.zeros_like(p, np.float64)
+        (p - m) / (2 * eps) if p.dtype.kind in "fc" else np.zeros_like(p, np.float64)
         for p, m in zip(f_plus, f_minus)
     ]
 
@@ -128,7 +143,9 @@ def check_vjp(
     cts = _random_like(outs, rng)
     n = len(args)
     struct = _out_structure(fun, args)
-    ct_tree = tree_unflatten(struct, [c.astype(np.float64) for c in cts])
+    ct_tree = tree_unflatten(
+        struct, [c if c.dtype.kind == "c" else c.astype(np.float64) for c in cts]
+    )
     auto = _eval64(_split(lambda p, ct: vjp(fun, *p)[1](ct[0]), n), list(args) + [ct_tree])
     numeric = numerical_jvp(fun, args, tangents, eps)
     lhs = _inner(auto, tangents)
@@ -203,6 +220,6 @@ def check_grads(
                 n = len(a)
                 recurse(_split(lambda p, c: vjp(f, *p)[1](c[0]), n), tuple(a) + (ct,), order - 1)
 
-    if not any(is_float(aval_of(x).dtype) for x in tree_flatten(list(args))[0]):
+    if not any(is_inexact(aval_of(x).dtype) for x in tree_flatten(list(args))[0]):
         raise TypeError("check_grads: no floating-point argument to differentiate")
     recurse(fun, args, order)

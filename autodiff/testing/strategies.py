@@ -42,10 +42,11 @@ def arrays(
 
     Args:
         shape: a shape, a strategy of shapes, or None for :func:`shapes`'s default.
-        dtype: an mx dtype; integer dtypes draw integers in the range.
+        dtype: an mx dtype; integer dtypes draw integers in the range; ``mx.complex64`` draws
+            real and imaginary parts in the range.
         low, high: the domain.
-        away_from: points (kinks, poles) to keep at least ``margin`` away from, so finite
-            differences do not straddle them.
+        away_from: points (kinks, poles; complex numbers for complex dtypes) to keep at least
+            ``margin`` away from, so finite differences do not straddle them.
         salt: mixed into the random seed, so that two strategies with different salts do
             not draw equal arrays from equal seeds (hypothesis shrinks seeds towards 0).
     """
@@ -65,6 +66,14 @@ def arrays(
             return mx.array(
                 rng.integers(int(low), int(high) + 1, size=shape).astype(np.int32)
             ).astype(dtype)
+        if dtype == mx.complex64:
+            x = rng.uniform(low, high, size=shape) + 1j * rng.uniform(low, high, size=shape)
+            for p in away_from:  # push points near p radially out to distance margin
+                d = x - p
+                r = np.abs(d)
+                unit = np.where(r > 0, d / np.where(r > 0, r, 1), 1)
+                x = np.where(r < margin, p + margin * unit, x)
+            return mx.array(x.astype(np.complex64))
         x = rng.uniform(low, high, size=shape)
         for p in away_from:
             near = np.abs(x - p) < margin
