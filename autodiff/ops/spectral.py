@@ -178,7 +178,7 @@ def _svd_thin(a):
 
 def _svd_lowering(args, ins, outs, compute_uv, full_matrices):
     if not compute_uv:
-        return f"mx.linalg.svd({args[0]}, compute_uv=False, stream=mx.cpu)"
+        return f"(mx.linalg.svd({args[0]}, compute_uv=False, stream=mx.cpu),)"
     if full_matrices:
         return f"mx.linalg.svd({args[0]}, stream=mx.cpu)"
     return f"_svd_thin({args[0]})"
@@ -247,8 +247,10 @@ def _eigh_np(a, lower, compute_v):
 
 
 def _eigh_lowering(args, ins, outs, lower, compute_v):
-    fn = "eigh" if compute_v else "eigvalsh"
-    return f"mx.linalg.{fn}({args[0]}, UPLO={'L' if lower else 'U'!r}, stream=mx.cpu)"
+    uplo = "L" if lower else "U"
+    if compute_v:
+        return f"mx.linalg.eigh({args[0]}, UPLO={uplo!r}, stream=mx.cpu)"
+    return f"(mx.linalg.eigvalsh({args[0]}, UPLO={uplo!r}, stream=mx.cpu),)"
 
 
 jvp_rules[eigh_p] = _eigh_jvp
@@ -303,7 +305,9 @@ NO_JVP_RULE[eig_p] = (
     "are supported"
 )
 lowerings[eig_p] = lambda a, ins, outs, compute_v: (
-    f"mx.linalg.{'eig' if compute_v else 'eigvals'}({a[0]}, stream=mx.cpu)"
+    f"mx.linalg.eig({a[0]}, stream=mx.cpu)"
+    if compute_v
+    else f"(mx.linalg.eigvals({a[0]}, stream=mx.cpu),)"
 )
 impls[eig_p] = _eig_np
 
