@@ -265,7 +265,7 @@ def test_det_gradient_at_singular_matrices_matches_jax():
 # what has no derivative, and says so
 
 
-def test_eig_traces_and_batches_but_is_not_differentiable():
+def test_eig_traces_batches_and_matches_mlx():
     a = rand(2, 4, 4)
     w, v = ad.jit(LA.eig)(a)
     we, ve = mx.linalg.eig(a, stream=mx.cpu)
@@ -275,8 +275,41 @@ def test_eig_traces_and_batches_but_is_not_differentiable():
     an, wn, vn = np.array(a), np.array(w), np.array(v)
     np.testing.assert_allclose(an @ vn, vn * wn[:, None, :], atol=1e-4)
     close(ad.vmap(LA.eigvals)(a), mx.linalg.eigvals(a, stream=mx.cpu), 0)
-    with pytest.raises(NotImplementedError, match="complex tangents"):
-        ad.jvp(lambda a: LA.eigvals(a), (a,), (a,))
+
+
+def test_eig_derivatives_match_finite_differences_and_jax():
+    d = np.diag([1.0, 2.5, 4.0, 5.5]).astype(np.float32)
+    d[0, 1], d[1, 0] = 2.0, -2.0  # a complex pair, 1.75 +- 1.98i
+    x = rand(4, 4)
+    a = lambda x: mx.array(d) + 0.2 * x
+
+    def parts(x):  # eigenvectors as |v|^2 (the phase is LAPACK's: up to sign), and raw
+        w, v = LA.eig(a(x))
+        return anp.real(w), anp.imag(w), anp.real(v), anp.imag(v)
+
+    check_grads(parts, (x,), order=2)
+    # against JAX: functions of the spectrum that do not depend on its order or phases
+    c, cj = _weights(4)
+
+    def f(x):
+        w, v = LA.eig(a(x))
+        return (anp.real(w**2) * anp.imag(w)).sum() + (anp.real(w) * (c @ anp.abs(v) ** 2)).sum()
+
+    def fj(x):
+        w, v = jax.lax.linalg.eig(
+            jnp.asarray(d) + 0.2 * x, compute_left_eigenvectors=False, enable_eigvec_derivs=True
+        )
+        return (jnp.real(w**2) * jnp.imag(w)).sum() + (jnp.real(w) * (cj @ jnp.abs(v) ** 2)).sum()
+
+    _both(f, fj, x)
+    # complex tangents, JAX's convention: the jvp of the eigenvalues (matched by value, as
+    # the two LAPACK calls may order them differently)
+    t = rand(4, 4)
+    w, dw = ad.jvp(lambda x: LA.eigvals(a(x)), (x,), (t,))
+    jx, jt = jnp.asarray(np.array(x)), jnp.asarray(np.array(t))
+    wj, dwj = jax.jvp(lambda x: jnp.linalg.eigvals(jnp.asarray(d) + 0.2 * x), (jx,), (jt,))
+    order = [int(np.argmin(np.abs(np.asarray(wj) - wi))) for wi in np.array(w)]
+    close(dw, np.asarray(dwj)[order])
 
 
 def test_svd_vectors_of_non_square_matrices_raise_and_thin_factors_are_differentiable():

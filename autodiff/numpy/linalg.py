@@ -12,10 +12,11 @@ them on ``mx.cpu`` too, so a program that mixes linalg with GPU work runs unchan
 build. On the CPU build this is exactly MLX's default.
 
 **Derivatives** (MLX has none for inv, tri_inv, cholesky, cholesky_inv, solve,
-solve_triangular, qr, svd, eigh, eigvalsh, lu, lu_factor, pinv, nor for det/slogdet of
-matrices larger than 3x3 or the 2, -2 and 'nuc' norms): every function here except
-``eig``/``eigvals`` is differentiable to any order in forward and reverse mode, and batches
-under ``vmap``. Where a derivative is not defined the docstring says what is returned.
+solve_triangular, qr, svd, eigh, eigvalsh, eig, eigvals, lu, lu_factor, pinv, nor for
+det/slogdet of matrices larger than 3x3 or the 2, -2 and 'nuc' norms): every function here is
+differentiable to any order in forward and reverse mode (eig and eigvals with complex
+tangents, JAX's convention), and batches under ``vmap``. Where a derivative is not defined the
+docstring says what is returned.
 
 **Differences from MLX.** Index results (``lu``'s pivots and permutation) are int32 (MLX:
 uint32). ``solve`` broadcasts batch axes and takes a 1-D ``b`` with batched ``a`` (MLX
@@ -265,18 +266,28 @@ def eigvalsh(a, UPLO: str = "L"):
 @_on_cpu
 @mirror(mx.linalg.eig)
 def eig(a):
-    """Eigenvalues and right eigenvectors of a general square matrix, complex64, as
-    ``mx.linalg.eig``. Traceable (and batched by vmap), but not differentiable yet:
-    autodiff does not carry complex tangents, and differentiating raises
-    NotImplementedError. Use :func:`eigh` for symmetric matrices."""
+    """Eigenvalues and right eigenvectors (columns) of a general square matrix, complex64, as
+    ``mx.linalg.eig``: each eigenvector has unit norm and its largest-modulus entry real
+    (LAPACK's choice, which fixes it up to sign for a real eigenvalue).
+
+    Differentiable (complex tangents; ``ad.grad`` of a real function of the results is
+    ``d/dRe - i d/dIm``, as in JAX), the eigenvectors through that normalisation. Needs
+    distinct eigenvalues: at repeated ones the eigenvector derivative divides by zero (inf or
+    nan), and where the eigenvector matrix is singular (a defective matrix) MLX's inverse in
+    the derivative raises. Use :func:`eigh` for symmetric matrices.
+
+    Example:
+        >>> a = mx.array([[1.0, 2.0], [-2.0, 1.0]])  # eigenvalues 1 +- 2i
+        >>> ad.grad(lambda a: anp.imag(anp.linalg.eigvals(a)[0]))(a)
+    """
     return tuple(lax.eig(a, True))
 
 
 @_on_cpu
 @mirror(mx.linalg.eigvals)
 def eigvals(a):
-    """Eigenvalues of a general square matrix, complex64, as ``mx.linalg.eigvals``; not
-    differentiable yet (see :func:`eig`)."""
+    """Eigenvalues of a general square matrix, complex64, as ``mx.linalg.eigvals`` (in
+    LAPACK's order); differentiable where they are distinct (see :func:`eig`)."""
     return lax.eig(a, False)[0]
 
 

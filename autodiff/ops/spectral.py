@@ -21,8 +21,13 @@ Derivatives (the standard rules; see JAX's ``lax.linalg`` and the references the
   w_i)``, ``dA`` symmetrised from the triangle the kernel reads. Eigenvalue derivatives are
   defined everywhere (kinks where they cross); eigenvector derivatives need distinct
   eigenvalues (inf or nan at repeated ones).
-- ``eig``: complex results. autodiff's transforms do not carry complex tangents yet, so it has
-  no JVP rule (``NO_JVP_RULE``); differentiating through it raises and says so.
+- ``eig`` (complex64 results, tangents complex as in JAX): with ``P = V^-1 dA V``, ``dw =
+  diag(P)`` and ``du = V (F o P)``, ``F_ij = 1 / (w_j - w_i)``; then ``dv_j = du_j + c_j v_j``
+  with the ``c_j`` that keep LAPACK's normalisation (unit columns whose largest-modulus entry
+  is real): ``c_j = -Re(v_j^H du_j) - i Im(du_kj) / v_kj``. ``V^-1`` comes from MLX's real
+  ``inv`` of the real form ``[[X, -Y], [Y, X]]`` of ``V = X + iY``. Needs distinct eigenvalues
+  (at repeated ones ``F`` divides by zero, and a defective ``V`` is singular, so ``inv``
+  raises) and a unique largest-modulus entry in each eigenvector.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import mlx.core as mx
 import numpy as np
 
 from autodiff import lax as L
-from autodiff.extend import NO_JVP_RULE, Zero, bind, def_primitive, impls, jvp_rules, lowerings
+from autodiff.extend import Zero, bind, def_primitive, impls, jvp_rules, lowerings
 from autodiff.lower_mlx import helpers
 from autodiff.ops._matrix import (
     along_cols,
@@ -47,7 +52,7 @@ from autodiff.ops._matrix import (
     sym_from,
     tril,
 )
-from autodiff.ops.linalg import tri_inv
+from autodiff.ops.linalg import inv, tri_inv
 
 # ---------------------------------------------------------------------------------------------
 # qr
@@ -299,11 +304,61 @@ def _eig_np(a, compute_v):
     return w, out.reshape(v2.shape)
 
 
-NO_JVP_RULE[eig_p] = (
-    "eig/eigvals return complex eigenvalues and eigenvectors, and autodiff's transforms do not "
-    "carry complex tangents yet; for symmetric matrices use eigh/eigvalsh, whose derivatives "
-    "are supported"
-)
+def _complex_inv(v):
+    """``V^-1`` of complex matrices (MLX's inverse takes real ones only): the real form
+    ``[[X, -Y], [Y, X]]`` of ``V = X + iY`` has the inverse ``[[P, -Q], [Q, P]]`` with
+    ``V^-1 = P + iQ``."""
+    *batch, n, _ = shape(v)
+    nd = len(batch) + 2
+    x, y = L.real(v), L.imag(v)
+    big = L.concatenate(
+        [L.concatenate([x, L.neg(y)], nd - 1), L.concatenate([y, x], nd - 1)], nd - 2
+    )
+    big_inv = inv(big)
+    z = [0] * nd
+    p = L.slice_(big_inv, z, batch + [n, n])
+    q = L.slice_(big_inv, z[:-2] + [n, 0], batch + [2 * n, n])
+    return L.add(L.convert(p, "complex64"), L.mul(L.convert(q, "complex64"), 1j))
+
+
+def _pick_rows(x, onehot):
+    """``x[..., k_j, j]`` for the row ``k_j`` that ``onehot`` marks in each column."""
+    return L.reduce_sum(L.mul(x, onehot), [len(shape(x)) - 2])
+
+
+def _eig_jvp(primals, tangents, compute_v):
+    (a,), (t,) = primals, tangents
+    if type(t) is Zero:
+        outs = eig(a, compute_v)
+        return outs, [Zero(o.aval) for o in outs]
+    outs = w, v = eig(a, True)
+    *batch, n, _ = shape(a)
+    c64 = "complex64"
+    vinv_dv = mm(_complex_inv(v), mm(L.convert(t, c64), v))
+    dw = diagonal(vinv_dv)
+    if not compute_v:
+        return [w], [dw]
+    i_n = eye(n, n, c64, tuple(batch))
+    f = L.sub(L.reciprocal(L.add(L.sub(along_rows(w, n), along_cols(w, n)), i_n)), i_n)
+    du = mm(v, L.mul(f, vinv_dv))
+    # LAPACK's normalisation: unit columns whose largest-modulus entry v_k is real. Adding
+    # c_j v_j keeps both: Re(c_j) = -Re(v_j^H du_j), Im(c_j) = -Im(du_kj) / v_kj.
+    big = L.argmax(L.abs_(v), len(batch))
+    rows = L.iota("int32", tuple(batch) + (n, n), len(batch))
+    onehot = L.convert(L.eq(rows, L.broadcast_in_dim(big, shape(rows), _skip(len(batch)))), c64)
+    v_k = L.real(_pick_rows(v, onehot))
+    along = L.real(L.reduce_sum(L.mul(L.conj(v), du), [len(batch)]))
+    im = L.div(L.imag(_pick_rows(du, onehot)), v_k)
+    c = L.neg(L.add(L.convert(along, c64), L.mul(L.convert(im, c64), 1j)))
+    return outs, [dw, L.add(du, L.mul(v, along_rows(c, n)))]
+
+
+def _skip(nb):
+    """The dims of a ``(..., n)`` operand in a ``(..., n, n)`` result: all but the rows."""
+    return list(range(nb)) + [nb + 1]
+
+
+jvp_rules[eig_p] = _eig_jvp
 lowerings[eig_p] = lambda a, ins, outs, compute_v: (
     f"mx.linalg.eig({a[0]}, stream=mx.cpu)"
     if compute_v

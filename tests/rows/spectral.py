@@ -1,4 +1,4 @@
-"""Rows for autodiff/ops/spectral.py: qr, svd, eigh, eigvalsh, eigvals, and the norms built on
+"""Rows for autodiff/ops/spectral.py: qr, svd, eigh, eigvalsh, eig, eigvals, and the norms built on
 the singular values (plus cross and the other norms, composites of MLX's own operations).
 
 Singular values and eigenvalues are kept apart (vectors' derivatives need distinct ones): the
@@ -78,6 +78,22 @@ def rotation_block(x):
     return anp.triu(x) + mx.array(r)
 
 
+def spread_spectrum(x):
+    """``H (D + 0.05 x) H`` with ``D`` = diag(1.5, 3, 4.5, ...) but for a rotation block
+    ``[[1.5, 2], [-2, 3]]`` (a complex pair): distinct, well-separated eigenvalues."""
+    n = x.shape[-1]
+    d = np.diag(1.5 * np.arange(1, n + 1)).astype(np.float32)
+    if n >= 2:
+        d[0, 1], d[1, 0] = 2.0, -2.0
+    h = _reflection(n, n)
+    return h @ (mx.array(d) + 0.05 * x) @ h
+
+
+def complex_parts(w, v):
+    """Real outputs of eig: the eigenvalues' parts and the phase-free |v|^2."""
+    return anp.real(w), anp.imag(w), anp.real(v * anp.conj(v))
+
+
 def full_rank(x):
     """``x`` plus a multiple of the (rectangular) identity: full rank, and each Householder
     reflection's sign decision (on the leading entry of the column it reflects) stays far
@@ -131,16 +147,22 @@ ROWS = [
         shapes=SQUARE,
         **NO_MX,
     ),
-    # complex results, not differentiable yet; compared by value (real parts in the table's
-    # float comparisons, both parts in tests/test_linalg.py). LAPACK's eigenvalue order can
-    # differ between float32 and float64 for a general matrix, so the input is triangular
-    # but for a rotation block (a complex pair): its order is fixed.
+    # Complex results. LAPACK's eigenvalue order can differ between float32 and float64 for a
+    # general matrix, so the inputs have a spectrum it orders the same way in both, and the
+    # eigenvectors enter through |v|^2 (their phase is LAPACK's choice, up to sign).
     Row(
         "linalg_eigvals",
         lambda x: LA.eigvals(rotation_block(x)),
         (mat,),
         shapes=SQUARE,
         diff=None,
+    ),
+    Row(
+        "linalg_eig",
+        lambda x: complex_parts(*LA.eig(spread_spectrum(x))),
+        (mat,),
+        shapes=SQUARE,
+        **NO_MX,
     ),
     Row(
         "linalg_norm_singular_values",
