@@ -110,9 +110,12 @@ def join(a: str, b: str) -> str:
         return "float32"
     if ia.kind == ib.kind:
         return a if ia.bits >= ib.bits else b
-    # signed with unsigned: a signed type wide enough for both
+    # signed with unsigned: a signed type wide enough for both; none holds uint64, so a
+    # signed type with uint64 gives float32 (as MLX and JAX do)
     (s, sbits), ubits = ((a, ia.bits), ib.bits) if ia.kind == "i" else ((b, ib.bits), ia.bits)
-    return s if sbits > ubits else {8: "int16", 16: "int32"}.get(ubits, "int64")
+    if sbits > ubits:
+        return s
+    return {8: "int16", 16: "int32", 32: "int64"}.get(ubits, "float32")
 
 
 def weak_result(strong: str | None, weak: set) -> str:

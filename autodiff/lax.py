@@ -247,6 +247,15 @@ from autodiff.control.loops import fori_loop, while_, while_loop  # noqa: E402, 
 from autodiff.control.remat import checkpoint as remat  # noqa: E402, F401
 from autodiff.control.remat import checkpoint_name as name  # noqa: E402, F401
 from autodiff.control.scan import scan  # noqa: E402, F401
+from autodiff.ops.bitcast import from_fp8, to_fp8, view  # noqa: E402, F401
+from autodiff.ops.bitwise import (  # noqa: E402, F401
+    bitwise_and,
+    bitwise_invert,
+    bitwise_or,
+    bitwise_xor,
+    left_shift,
+    right_shift,
+)
 from autodiff.ops.complex import conj, imag, real  # noqa: E402, F401
 from autodiff.ops.conv import conv_general  # noqa: E402, F401
 from autodiff.ops.cumulative import cummax, cummin, cumprod, logcumsumexp  # noqa: E402, F401

@@ -154,6 +154,9 @@ def _dot_general(args, ins, outs, dimension_numbers):
     reshapes emitted only where the layout needs them."""
     (xc, yc), (xb, yb) = dimension_numbers
     (x, y), (xa, ya) = args, ins
+    if xa.ndim == 0 or ya.ndim == 0:
+        # a scalar operand (maybe a literal, emitted as a Python number) scales the other
+        return f"mx.multiply({x}, {y})"
     x_free = tuple(i for i in range(xa.ndim) if i not in xc + xb)
     y_free = tuple(i for i in range(ya.ndim) if i not in yc + yb)
     batch = tuple(xa.shape[d] for d in xb)

@@ -67,6 +67,11 @@ class Program:
             return fn
         return self.lowered.fn
 
+    def compiled_or_lowered(self) -> Callable:
+        """The function a driver calls in a loop: ``fn(*consts, *args) -> tuple``, compiled
+        as ``ad.config.compile`` says (a loop body is compiled at once under "auto")."""
+        return self._callable()
+
     def __call__(self, *args) -> list:
         consts = self.closed.consts
         if _any_tracer(args) or _any_tracer(consts):

@@ -72,7 +72,8 @@ def _deferring(orig):
 def _array_methods() -> tuple[dict, dict]:
     from autodiff.numpy import _indexing
 
-    names = "add sub mul truediv floordiv mod pow matmul and or xor lt le gt ge eq ne".split()
+    names = "add sub mul truediv floordiv mod pow matmul and or xor lshift rshift lt le gt ge eq ne"
+    names = names.split()
     originals = {f"__{n}__": getattr(mx.array, f"__{n}__") for n in names}
     ours = {k: _deferring(v) for k, v in originals.items()}
     get, put = mx.array.__getitem__, mx.array.__setitem__

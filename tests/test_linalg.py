@@ -85,6 +85,11 @@ def test_mlx_spelling_traces_and_differentiates():
 
     close(ad.grad(with_mx, argnums=(0, 1))(a, b), ad.grad(with_anp, argnums=(0, 1))(a, b), 1e-6)
     assert ad.grad(lambda a: mx.linalg.eigvalsh(a).sum())(a).shape == (3, 3)
+    # mx.matrix_norm is MLX's alias of mx.linalg.norm, and so is ours
+    assert anp.matrix_norm is LA.norm
+    close(
+        ad.grad(lambda a: mx.matrix_norm(a, "nuc"))(a), ad.grad(lambda a: LA.norm(a, "nuc"))(a), 0
+    )
 
 
 def test_errors_name_the_function_and_the_fix():

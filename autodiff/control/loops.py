@@ -402,9 +402,13 @@ host_rules[while_p] = lambda eqn: True
 
 
 def _while_run(cond, body, cc, bc, carry):
+    import mlx.core as mx
+
+    cond, body = cond.compiled_or_lowered(), body.compiled_or_lowered()
+    carry = [c if isinstance(c, mx.array) else mx.array(c) for c in carry]
     while bool(cond(*cc, *carry)[0]):
         carry = body(*bc, *carry)
-    return carry
+    return list(carry)
 
 
 helpers["_while_run"] = _while_run

@@ -224,8 +224,11 @@ def _scan_run(bodies, consts, init, xs, length, reverse, y_shapes):
     import mlx.core as mx
 
     body, body_k, k = bodies
+    body = body.compiled_or_lowered()  # called directly: no per-step dispatch
+    body_k = body_k.compiled_or_lowered() if body_k is not None else None
     nk, ny = len(init), len(y_shapes)
-    carry, ys = list(init), []
+    carry = [c if isinstance(c, mx.array) else mx.array(c) for c in init]
+    ys = []
     order = list(range(length - 1, -1, -1) if reverse else range(length))
     start = 0
     if k > 1:
@@ -239,6 +242,7 @@ def _scan_run(bodies, consts, init, xs, length, reverse, y_shapes):
         outs = body(*consts, *carry, *[x[i] for x in xs])
         carry, y = outs[:nk], outs[nk:]
         ys.append(y)
+    carry = list(carry)
     if reverse:
         ys.reverse()
     stacked = [

@@ -17,10 +17,38 @@ import mlx.core as _mx
 
 from autodiff.numpy import (
     _methods,  # noqa: F401  (installs the mx.array surface on tracers)
-    fft,
+    fft,  # noqa: F401  (anp.fft, like mx.fft)
     linalg,  # noqa: F401  (anp.linalg, mirroring mx.linalg)
 )
-from autodiff.numpy._complex import angle, conj, conjugate, imag, real
+from autodiff.numpy._bits import (
+    bitwise_and,
+    bitwise_invert,
+    bitwise_left_shift,
+    bitwise_or,
+    bitwise_right_shift,
+    bitwise_xor,
+    from_fp8,
+    left_shift,
+    right_shift,
+    to_fp8,
+    view,
+)
+from autodiff.numpy._compare import (
+    allclose,
+    array_equal,
+    isclose,
+    isneginf,
+    isposinf,
+    logical_xor,
+    nan_to_num,
+)
+from autodiff.numpy._complex import (
+    angle,
+    conj,
+    conjugate,
+    imag,
+    real,
+)
 from autodiff.numpy._conv import (
     conv1d,
     conv2d,
@@ -35,9 +63,15 @@ from autodiff.numpy._creation import (
     arange,
     array,
     asarray,
+    bartlett,
+    blackman,
+    empty,
+    empty_like,
     eye,
     full,
     full_like,
+    hamming,
+    hanning,
     identity,
     linspace,
     ones,
@@ -55,8 +89,21 @@ from autodiff.numpy._cumulative import (
     cumulative_sum,
     logcumsumexp,
 )
+from autodiff.numpy._dtypes import (
+    can_cast,
+    finfo,
+    iinfo,
+    isdtype,
+    issubdtype,
+    result_type,
+)
+from autodiff.numpy._einsum import (
+    einsum,
+)
 from autodiff.numpy._elementwise import (
     abs,
+    acos,
+    acosh,
     add,
     arccos,
     arccosh,
@@ -65,11 +112,18 @@ from autodiff.numpy._elementwise import (
     arctan,
     arctan2,
     arctanh,
+    asin,
+    asinh,
+    atan,
+    atan2,
+    atanh,
     ceil,
     clip,
     cos,
     cosh,
+    degrees,
     divide,
+    divmod,
     equal,
     erf,
     erfinv,
@@ -97,7 +151,10 @@ from autodiff.numpy._elementwise import (
     multiply,
     negative,
     not_equal,
+    positive,
+    pow,
     power,
+    radians,
     reciprocal,
     relu,
     remainder,
@@ -114,12 +171,42 @@ from autodiff.numpy._elementwise import (
     subtract,
     tan,
     tanh,
+    trunc,
     where,
 )
-from autodiff.numpy._indexing import take, take_along_axis
-from autodiff.numpy._linalg import addmm, inner, matmul, outer, tensordot
-from autodiff.numpy._products import block_masked_mm, hadamard_transform, segmented_mm
-from autodiff.numpy._put import put_along_axis
+from autodiff.numpy._indexing import (
+    take,
+    take_along_axis,
+)
+from autodiff.numpy._layout import (
+    atleast_2d,
+    atleast_3d,
+    broadcast_arrays,
+    contiguous,
+    depends,
+    diff,
+    matrix_transpose,
+    meshgrid,
+    unflatten,
+    unstack,
+)
+from autodiff.numpy._linalg import (
+    addmm,
+    inner,
+    kron,
+    matmul,
+    outer,
+    tensordot,
+    vecdot,
+)
+from autodiff.numpy._products import (
+    block_masked_mm,
+    hadamard_transform,
+    segmented_mm,
+)
+from autodiff.numpy._put import (
+    put_along_axis,
+)
 from autodiff.numpy._quantized import (
     dequantize,
     gather_mm,
@@ -128,7 +215,14 @@ from autodiff.numpy._quantized import (
     quantize,
     quantized_matmul,
 )
-from autodiff.numpy._rearrange import as_strided, diag, diagonal, flip, roll, trace
+from autodiff.numpy._rearrange import (
+    as_strided,
+    diag,
+    diagonal,
+    flip,
+    roll,
+    trace,
+)
 from autodiff.numpy._reductions import (
     all,
     any,
@@ -150,11 +244,13 @@ from autodiff.numpy._shape import (
     astype,
     atleast_1d,
     broadcast_to,
+    concat,
     concatenate,
     expand_dims,
     flatten,
     moveaxis,
     pad,
+    permute_dims,
     repeat,
     reshape,
     split,
@@ -166,7 +262,10 @@ from autodiff.numpy._shape import (
     tril,
     triu,
 )
-from autodiff.numpy._slicing import slice, slice_update
+from autodiff.numpy._slicing import (
+    slice,
+    slice_update,
+)
 from autodiff.numpy._sorting import (
     argpartition,
     argsort,
@@ -178,11 +277,23 @@ from autodiff.numpy._sorting import (
     unique,
 )
 
+broadcast_shapes = _mx.broadcast_shapes  # shapes only: mlx.core's own
+
 bool_, int8, int16, int32, int64 = _mx.bool_, _mx.int8, _mx.int16, _mx.int32, _mx.int64
 uint8, uint16, uint32, uint64 = _mx.uint8, _mx.uint16, _mx.uint32, _mx.uint64
 float16, bfloat16, float32, float64 = _mx.float16, _mx.bfloat16, _mx.float32, _mx.float64
 complex64 = _mx.complex64
+generic, number, inexact, floating, complexfloating = (
+    _mx.generic,
+    _mx.number,
+    _mx.inexact,
+    _mx.floating,
+    _mx.complexfloating,
+)
+integer, signedinteger, unsignedinteger = _mx.integer, _mx.signedinteger, _mx.unsignedinteger
 pi, e, inf, nan, newaxis = _math.pi, _math.e, float("inf"), float("nan"), None
+matrix_norm = linalg.norm  # mlx.core's alias of mx.linalg.norm
+euler_gamma = _mx.euler_gamma
 
 # anp.fast: mx.fast's operations as composites (a public submodule, like mx.fast)
 from autodiff.numpy import fast  # noqa: E402, F401

@@ -23,16 +23,24 @@ def full(shape, vals, dtype=None):
     return as_tracer(broadcast_to(lax.convert(vals, dtype), _shape(shape)))
 
 
+def _like_dtype(a, dtype) -> str:
+    return aval_of(a).dtype if dtype is None else dtype_name(dtype)
+
+
 @mirror(mx.zeros_like)
-def zeros_like(a, /):
-    """Zeros with ``a``'s shape and dtype, as ``mx.zeros_like``."""
-    return as_tracer(lax.full(aval_of(a).shape, 0, aval_of(a).dtype))
+def zeros_like(a, /, dtype=None):
+    """Zeros with ``a``'s shape and dtype (or ``dtype``), as ``mx.zeros_like``."""
+    return as_tracer(lax.full(aval_of(a).shape, 0, _like_dtype(a, dtype)))
 
 
 @mirror(mx.ones_like)
-def ones_like(a, /):
-    """Ones with ``a``'s shape and dtype, as ``mx.ones_like``."""
-    return as_tracer(lax.full(aval_of(a).shape, 1, aval_of(a).dtype))
+def ones_like(a, /, dtype=None):
+    """Ones with ``a``'s shape and dtype (or ``dtype``), as ``mx.ones_like``."""
+    return as_tracer(lax.full(aval_of(a).shape, 1, _like_dtype(a, dtype)))
+
+
+# MLX's uninitialised arrays are zeros (mx.empty is mx.zeros); so are ours.
+empty_like = zeros_like
 
 
 def full_like(a, fill_value, dtype=None):
@@ -61,6 +69,7 @@ def array(val, dtype=None):
 
 
 asarray = array
+# Shapes are static: these never see a traced value, so they are mlx.core's own functions.
 zeros, ones, arange, eye, identity, linspace, tri = (
     mx.zeros,
     mx.ones,
@@ -70,3 +79,5 @@ zeros, ones, arange, eye, identity, linspace, tri = (
     mx.linspace,
     mx.tri,
 )
+empty = zeros
+bartlett, blackman, hamming, hanning = mx.bartlett, mx.blackman, mx.hamming, mx.hanning

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import mlx.core as mx
 
 from autodiff import lax
-from autodiff.dtypes import is_inexact, is_int
+from autodiff.dtypes import is_bool, is_float, is_inexact, is_int
 from autodiff.numpy._core import (
     as_float,
     astype,
@@ -43,10 +45,10 @@ arcsinh, arccosh, arctanh, sigmoid, erf, erfinv, reciprocal = (
 )
 
 
-def _numeric_unary(mx_fn, lax_fn):
+def _numeric_unary(mx_fn, lax_fn, bool_identity=False):
     @mirror(mx_fn)
     def f(a):
-        return lax_fn(a)
+        return a if bool_identity and is_bool(aval_of(a).dtype) else lax_fn(a)
 
     f.__name__ = f.__qualname__ = mx_fn.__name__
     f.__doc__ = f"Elementwise ``{mx_fn.__name__}``, as ``mx.{mx_fn.__name__}``."
@@ -54,9 +56,10 @@ def _numeric_unary(mx_fn, lax_fn):
 
 
 negative = _numeric_unary(mx.negative, lax.neg)
-abs = _numeric_unary(mx.abs, lax.abs_)  # noqa: A001 - mirrors mx.abs
-sign = _numeric_unary(mx.sign, lax.sign)
-square = _numeric_unary(mx.square, lax.square)
+# MLX's abs, sign and square of booleans are the booleans
+abs = _numeric_unary(mx.abs, lax.abs_, bool_identity=True)  # noqa: A001 - mirrors mx.abs
+sign = _numeric_unary(mx.sign, lax.sign, bool_identity=True)
+square = _numeric_unary(mx.square, lax.square, bool_identity=True)
 stop_gradient = _numeric_unary(mx.stop_gradient, lax.stop_gradient)
 stop_gradient.__doc__ = """Identity whose derivative is zero, as ``mx.stop_gradient``.
 
@@ -88,28 +91,35 @@ def round(a, decimals: int = 0):  # noqa: A001 - mirrors mx.round
     return lax.div(lax.round_(lax.mul(a, scale)), scale)
 
 
-def _binary(mx_fn, lax_fn, to_float=False):
+def _binary(mx_fn, lax_fn, to_float=False, on_bools=None):
     @mirror(mx_fn)
     def f(a, b):
-        return lax_fn(*(promote_float(a, b) if to_float else promote(a, b)))
+        a, b = promote_float(a, b) if to_float else promote(a, b)
+        if on_bools is not None and is_bool(aval_of(a).dtype):
+            return on_bools(a, b)
+        return lax_fn(a, b)
 
     f.__name__ = f.__qualname__ = mx_fn.__name__
     f.__doc__ = f"Elementwise ``{mx_fn.__name__}`` with broadcasting, as ``mx.{mx_fn.__name__}``."
     return f
 
 
+# What MLX computes for two booleans (its integer kernels on 0 and 1, cast back to bool):
+# x - y is x != y, x ** y is x or not y, x % y is x and not y, x // y is x and y.
+_bool_or_not = lambda x, y: lax.logical_or(x, lax.logical_not(y))  # noqa: E731
+_bool_and_not = lambda x, y: lax.logical_and(x, lax.logical_not(y))  # noqa: E731
 add, subtract, multiply = (
     _binary(mx.add, lax.add),
-    _binary(mx.subtract, lax.sub),
+    _binary(mx.subtract, lax.sub, on_bools=lax.ne),
     _binary(mx.multiply, lax.mul),
 )
 divide = _binary(mx.divide, lax.div, to_float=True)
 power, maximum, minimum = (
-    _binary(mx.power, lax.pow_),
+    _binary(mx.power, lax.pow_, on_bools=_bool_or_not),
     _binary(mx.maximum, lax.max_),
     _binary(mx.minimum, lax.min_),
 )
-remainder = _binary(mx.remainder, lax.rem)
+remainder = _binary(mx.remainder, lax.rem, on_bools=_bool_and_not)
 arctan2 = _binary(mx.arctan2, lax.arctan2, to_float=True)
 equal, not_equal = _binary(mx.equal, lax.eq), _binary(mx.not_equal, lax.ne)
 less, less_equal = _binary(mx.less, lax.lt), _binary(mx.less_equal, lax.le)
@@ -120,6 +130,8 @@ greater, greater_equal = _binary(mx.greater, lax.gt), _binary(mx.greater_equal, 
 def floor_divide(a, b):
     """Elementwise floor division, as ``mx.floor_divide``."""
     a, b = promote(a, b)
+    if is_bool(aval_of(a).dtype):
+        return lax.logical_and(a, b)
     return lax.div(a, b) if is_int(aval_of(a).dtype) else lax.floor(lax.div(a, b))
 
 
@@ -214,3 +226,49 @@ def relu(x):
 def softplus(x):
     """``log(1 + exp(x))`` computed stably, as ``mlx.nn.softplus``."""
     return logaddexp(x, 0.0)
+
+
+# Aliases: the same objects, as in mlx.core.
+acos, acosh, asin, asinh, atan, atanh = arccos, arccosh, arcsin, arcsinh, arctan, arctanh
+atan2, pow = arctan2, power  # noqa: A001 - mirrors mx.pow
+
+
+@mirror(mx.trunc)
+def trunc(a, /):
+    """Round towards zero, as ``mx.trunc`` (integers are unchanged); zero derivative."""
+    if not is_float(aval_of(a).dtype):
+        return a
+    return lax.select(lax.lt(a, 0.0), lax.ceil(a), lax.floor(a))
+
+
+def _angle(mx_fn, factor):
+    @mirror(mx_fn)
+    def f(a, /):
+        return lax.mul(as_float(a), factor)
+
+    f.__name__ = f.__qualname__ = mx_fn.__name__
+    return f
+
+
+degrees = _angle(mx.degrees, 180.0 / math.pi)
+degrees.__doc__ = "Radians to degrees, as ``mx.degrees``; integers become float32."
+radians = _angle(mx.radians, math.pi / 180.0)
+radians.__doc__ = "Degrees to radians, as ``mx.radians``; integers become float32."
+
+
+@mirror(mx.positive)
+def positive(a, /):
+    """Elementwise ``+a``: ``a`` itself, as ``mx.positive``."""
+    return a
+
+
+@mirror(mx.divmod)
+def divmod(a, b):  # noqa: A001 - mirrors mx.divmod
+    """``[a // b, a % b]`` with broadcasting, as ``mx.divmod``. The quotient is piecewise
+    constant; the remainder's derivative is that of ``remainder`` (MLX's is zero).
+
+    Example:
+        >>> q, r = anp.divmod(mx.array([7.5]), 2.0)  # [3], [1.5]
+    """
+    a, b = promote(a, b)
+    return [floor_divide(a, b), remainder(a, b)]

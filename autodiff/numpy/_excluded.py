@@ -74,3 +74,14 @@ EXCLUDED: dict[str, str] = {
     "fast.cuda_kernel": _OPAQUE_KERNEL,
     "fast.precompiled_cuda_kernel": _OPAQUE_KERNEL,
 }
+
+# Attributes and special methods of mx.array that traced values (autodiff.tracing.Tracer) do
+# not have, each with the reason. tests/test_coverage.py checks this list against mx.array.
+EXCLUDED_ARRAY_ATTRIBUTES: dict[str, str] = {
+    "__div__": "Python 2's division hook; Python 3 calls __truediv__, which tracers have",
+    "__rdiv__": "Python 2's division hook; Python 3 calls __rtruediv__, which tracers have",
+    "__bytes__": "the raw bytes of a concrete array: a traced value has no data yet",
+    "__dlpack__": "exports a concrete buffer through DLPack: a traced value has no data yet",
+    "__dlpack_device__": "the device of a concrete DLPack buffer: a traced value has none",
+    "__setstate__": "unpickling restores a concrete array: traced values are not pickled",
+}

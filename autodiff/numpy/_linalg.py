@@ -1,12 +1,15 @@
-"""Contractions: matmul, inner, outer, addmm, tensordot, einsum, all lowered to dot_general."""
+"""Contractions: matmul, inner, outer, addmm, tensordot (lowered to dot_general), kron, vecdot;
+einsum is in ``_einsum.py``."""
 
 from __future__ import annotations
 
 import mlx.core as mx
 
 from autodiff import lax
+from autodiff.dtypes import is_complex
 from autodiff.numpy._core import astype, broadcast_shapes, canonical_axis, mirror, result_type
 from autodiff.numpy._elementwise import add, multiply
+from autodiff.numpy._reductions import sum as sum_
 from autodiff.tracing import aval_of
 
 
@@ -56,10 +59,9 @@ def inner(a, b, /):
 @mirror(mx.outer)
 def outer(a, b, /):
     """Outer product of the flattened inputs, as ``mx.outer``."""
+    # a broadcast product, as MLX computes it: no matmul (which MLX refuses for integers)
     a, b = _same_dtype(a, b)
-    a = lax.reshape(a, (aval_of(a).size,))
-    b = lax.reshape(b, (aval_of(b).size,))
-    return lax.dot_general(a, b, (((), ()), ((), ())))
+    return multiply(lax.reshape(a, (aval_of(a).size, 1)), lax.reshape(b, (1, aval_of(b).size)))
 
 
 @mirror(mx.addmm)
@@ -81,3 +83,34 @@ def tensordot(a, b, /, axes=2):
     ax_a = tuple(canonical_axis(x, na, "tensordot") for x in ax_a)
     ax_b = tuple(canonical_axis(x, nb, "tensordot") for x in ax_b)
     return lax.dot_general(a, b, ((ax_a, ax_b), ((), ())))
+
+
+@mirror(mx.kron)
+def kron(a, b):
+    """The Kronecker product, as ``mx.kron``: ``a``'s axes and ``b``'s (aligned at the end)
+    interleaved by broadcasting and merged."""
+    sa, sb = aval_of(a).shape, aval_of(b).shape
+    if aval_of(a).size == 0 or aval_of(b).size == 0:
+        raise ValueError("[kron] Input arrays cannot be empty.")
+    nd = max(len(sa), len(sb))
+    pa, pb = (1,) * (nd - len(sa)) + sa, (1,) * (nd - len(sb)) + sb
+    a2 = lax.reshape(a, [d for i in range(nd) for d in (pa[i], 1)])
+    b2 = lax.reshape(b, [d for i in range(nd) for d in (1, pb[i])])
+    return lax.reshape(multiply(a2, b2), [x * y for x, y in zip(pa, pb)])
+
+
+@mirror(mx.vecdot)
+def vecdot(a, b, /, *, axis: int = -1):
+    """Dot products of the vectors along ``axis`` (the other axes broadcast), as
+    ``mx.vecdot``; both inputs must have that axis, counted alike from their ends."""
+    sa, sb = aval_of(a).shape, aval_of(b).shape
+    if not sa or not sb:
+        raise ValueError("[vecdot] inputs must be at least 1D.")
+    ax = axis + len(sa) if axis < 0 else axis
+    if not 0 <= ax < len(sa) or (axis + len(sb) != ax if axis < 0 else axis >= len(sb)):
+        raise ValueError("[vecdot] axis is out of bounds.")
+    if sa[ax] != sb[ax]:
+        raise ValueError("[vecdot] a and b must have the same size along axis.")
+    if is_complex(result_type(a, b)):
+        raise NotImplementedError("vecdot of complex arrays is not supported on traced values")
+    return sum_(multiply(a, b), axis=ax)

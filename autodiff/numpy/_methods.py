@@ -10,10 +10,12 @@ from autodiff import primitives as P
 from autodiff.dtypes import is_bool, is_complex, is_float
 from autodiff.ir import Literal, ShapedArray
 from autodiff.lower_mlx import MX_DTYPES
+from autodiff.numpy import _bits as B
 from autodiff.numpy import _complex as CX
 from autodiff.numpy import _cumulative as C
 from autodiff.numpy import _elementwise as E
 from autodiff.numpy import _indexing as I
+from autodiff.numpy import _layout as Y
 from autodiff.numpy import _linalg as L
 from autodiff.numpy import _rearrange as A
 from autodiff.numpy import _reductions as R
@@ -32,7 +34,7 @@ def _binop(fn, prim=None):
     def fwd(self, other):
         t = type(other)
         if t is Tracer:
-            if other.aval == self.aval:
+            if other.aval == self.aval and self.aval.dtype != "bool":
                 return bind(prim, self, other)
         elif (t is float and is_float(self.aval.dtype)) or (
             t is int and not is_bool(self.aval.dtype)
@@ -80,9 +82,12 @@ _OPERATORS = {
     "mod": E.remainder,
     "pow": E.power,
     "matmul": L.matmul,
-    "and": E.logical_and,
-    "or": E.logical_or,
-    "xor": E.not_equal,
+    # bitwise for integers, logical for booleans, a TypeError for floats: as MLX's operators
+    "and": B.bitwise_and,
+    "or": B.bitwise_or,
+    "xor": B.bitwise_xor,
+    "lshift": B.left_shift,
+    "rshift": B.right_shift,
 }
 _FAST = {"add": P.add, "sub": P.sub, "mul": P.mul, "pow": P.pow_}
 for _name, _fn in _OPERATORS.items():
@@ -102,7 +107,7 @@ for _name, _fn in {
 Tracer.__neg__ = lambda self: E.negative(self)
 Tracer.__pos__ = lambda self: self
 Tracer.__abs__ = lambda self: E.abs(self)
-Tracer.__invert__ = lambda self: E.logical_not(self)
+Tracer.__invert__ = lambda self: B.bitwise_invert(self)
 Tracer.__getitem__ = lambda self, idx: I.getitem(self, idx)
 
 
@@ -134,6 +139,8 @@ _SYMBOLS = {
     "and": "&",
     "or": "|",
     "xor": "^",
+    "lshift": "<<",
+    "rshift": ">>",
 }
 Tracer.__setitem__ = _setitem
 for _name in _OPERATORS:
@@ -142,6 +149,20 @@ Tracer.dtype = property(lambda self: MX_DTYPES[self.aval.dtype])
 Tracer.itemsize = property(lambda self: self.dtype.size)
 Tracer.nbytes = property(lambda self: self.dtype.size * self.aval.size)
 Tracer.T = property(lambda self: S.transpose(self))
+Tracer.mT = property(lambda self: Y.matrix_transpose(self))
+# Traced values are immutable, so a copy is the value itself (copy.deepcopy of a pytree of
+# tracers must not copy the trace they belong to).
+Tracer.__copy__ = lambda self: self
+Tracer.__deepcopy__ = lambda self, memo: self
+
+
+def _array_namespace(self, api_version=None):
+    import autodiff.numpy
+
+    return autodiff.numpy
+
+
+Tracer.__array_namespace__ = _array_namespace
 Tracer.at = property(lambda self: U._AtIndexer(self))
 Tracer.real = property(lambda self: CX.real(self))
 Tracer.imag = property(lambda self: CX.imag(self))
@@ -154,6 +175,7 @@ def _shape_args(args):
 Tracer.reshape = lambda self, *shape: S.reshape(self, _shape_args(shape))
 Tracer.transpose = lambda self, *axes: S.transpose(self, _shape_args(axes) if axes else None)
 Tracer.astype = lambda self, dtype, stream=None: S.astype(self, dtype)
+Tracer.view = lambda self, dtype, stream=None: B.view(self, dtype)
 for _name, _fn in {
     "sum": R.sum,
     "mean": R.mean,

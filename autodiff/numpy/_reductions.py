@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 import mlx.core as mx
 
 from autodiff import lax
@@ -61,8 +63,14 @@ def _expand(x, shape, axes):
     return lax.broadcast_in_dim(x, shape, [i for i in range(len(shape)) if i not in axes])
 
 
+def _inverse_count(a, axes) -> float:
+    n = _count(a, axes)
+    return 1.0 / n if n else float("inf")  # MLX's 1/0: an empty mean is nan
+
+
 def _mean(a, axes):
-    return lax.div(lax.reduce_sum(a, axes), float(_count(a, axes)))
+    # times 1/n, as MLX computes it: n itself overflows float16 beyond 65504 elements
+    return lax.mul(lax.reduce_sum(a, axes), _inverse_count(a, axes))
 
 
 @mirror(mx.mean)
@@ -85,7 +93,9 @@ def var(a, /, axis=None, keepdims: bool = False, ddof: int = 0):
     else:
         sq = lax.square(centered)
     ss = lax.reduce_sum(sq, axes)
-    return _keep(lax.div(ss, float(_count(a, axes) - ddof)), axes, keepdims)
+    if ddof == 0:  # as MLX: times 1/n, else divided by max(n - ddof, 0)
+        return _keep(lax.mul(ss, _inverse_count(a, axes)), axes, keepdims)
+    return _keep(lax.div(ss, float(builtins.max(_count(a, axes) - ddof, 0))), axes, keepdims)
 
 
 @mirror(mx.std)

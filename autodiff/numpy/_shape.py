@@ -52,6 +52,9 @@ def transpose(a, /, axes: Sequence[int] | None = None):
     return lax.transpose(a, perm)
 
 
+permute_dims = transpose  # mlx.core's alias (its own binding there; one object here)
+
+
 @mirror(mx.swapaxes)
 def swapaxes(a, /, axis1: int, axis2: int):
     """Swap two axes, as ``mx.swapaxes``."""
@@ -130,6 +133,9 @@ def concatenate(arrays, axis: int | None = 0):
         arrays, axis = [reshape(x, (-1,)) for x in arrays], 0
     nd = len(_shape(arrays[0]))
     return lax.concatenate(arrays, canonical_axis(axis, nd, "concatenate"))
+
+
+concat = concatenate  # mlx.core's alias (its own binding there; one object here)
 
 
 @mirror(mx.stack)
@@ -234,7 +240,7 @@ def tril(x, k: int = 0):
     """Zero the elements above the k-th diagonal, as ``mx.tril``."""
     from autodiff.numpy._elementwise import where
 
-    return where(_tri_mask(_shape(x), k, True), x, 0)
+    return where(_tri_mask(_shape(x), k, True), x, lax.full((), 0, aval_of(x).dtype))
 
 
 @mirror(mx.triu)
@@ -242,7 +248,7 @@ def triu(x, k: int = 0):
     """Zero the elements below the k-th diagonal, as ``mx.triu``."""
     from autodiff.numpy._elementwise import where
 
-    return where(_tri_mask(_shape(x), k, False), x, 0)
+    return where(_tri_mask(_shape(x), k, False), x, lax.full((), 0, aval_of(x).dtype))
 
 
 @mirror(mx.atleast_1d)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from autodiff.dtypes import is_inexact
+from autodiff.dtypes import is_float, is_inexact
 from autodiff.forward import jvp
 from autodiff.interpret import interpret, to_numpy
 from autodiff.reverse import vjp
@@ -28,18 +28,24 @@ DEFAULT_TOL = 1e-5
 
 
 def _eval64(fun: Callable, args: Sequence) -> list[np.ndarray]:
-    """``fun(*args)`` via its jaxpr, in float64; args may be float64 NumPy arrays."""
+    """``fun(*args)`` via its jaxpr, in float64; args may hold float64 NumPy arrays (traced
+    as float32) and :class:`_Typed` values (traced with their dtype)."""
     closed = make_jaxpr(fun)(*[_as_traceable(a) for a in args])
     flat, _ = tree_flatten(list(args))
     return interpret(closed, *flat)
 
 
 def _as_traceable(tree):
-    """Arguments for tracing: float64 NumPy leaves stand in with their float32 avals."""
+    """Arguments for tracing: float64 stand-ins are replaced by placeholders of their avals."""
     leaves, treedef = tree_flatten(tree)
     return tree_unflatten(
         treedef,
-        [_Shaped(np.asarray(x)) if isinstance(x, (np.ndarray, np.generic)) else x for x in leaves],
+        [
+            _Shaped(np.shape(x), _dtype(x))
+            if isinstance(x, (np.ndarray, np.generic, _Typed))
+            else x
+            for x in leaves
+        ],
     )
 
 
@@ -48,10 +54,41 @@ class _Shaped:
 
     __slots__ = ("shape", "dtype")
 
-    def __init__(self, x: np.ndarray):
-        self.shape = x.shape
+    def __init__(self, shape, dtype: str):
+        self.shape, self.dtype = tuple(shape), dtype
+
+
+class _Typed:
+    """Float64 values standing for an array of another float dtype (a tangent or cotangent
+    of a float16 value, say): the interpreter computes every float in float64, so only the
+    traced aval needs the dtype."""
+
+    __slots__ = ("values", "dtype", "shape")
+
+    def __init__(self, values, dtype: str):
+        self.values, self.dtype = np.asarray(values, np.float64), dtype
+        self.shape = self.values.shape
+
+    def __array__(self, dtype=None, copy=None):
+        return self.values if dtype is None else self.values.astype(dtype)
+
+    def astype(self, dtype):  # the interpreter's to_numpy widens bfloat16 with astype
+        return self.values
+
+
+def _dtype(x) -> str:
+    """The dtype ``x`` is traced with (float64 NumPy data stands for float32)."""
+    if isinstance(x, _Typed):
+        return x.dtype
+    if isinstance(x, (np.ndarray, np.generic)):
         kind = x.dtype.kind
-        self.dtype = "float32" if kind == "f" else "complex64" if kind == "c" else str(x.dtype)
+        return "float32" if kind == "f" else "complex64" if kind == "c" else str(x.dtype)
+    return aval_of(x).dtype
+
+
+def _typed(values: np.ndarray, dtype: str):
+    """``values`` standing for an array of ``dtype`` (plain NumPy for non-floats)."""
+    return _Typed(values, dtype) if is_float(dtype) and values.dtype.kind == "f" else values
 
 
 def _leaves64(args):
@@ -97,11 +134,14 @@ def _assert_close(actual, expected, atol, rtol, what):
 def numerical_jvp(fun: Callable, args: Sequence, tangents: Sequence, eps: float = DEFAULT_EPS):
     """Central differences of ``fun`` at ``args`` along ``tangents``, in float64."""
     leaves, treedef = _leaves64(args)
+    dtypes = [_dtype(x) for x in tree_flatten(list(args))[0]]
     plus = [
-        np.asarray(x + eps * t) if x.dtype.kind in "fc" else x for x, t in zip(leaves, tangents)
+        _typed(np.asarray(x + eps * t), d) if x.dtype.kind in "fc" else x
+        for x, t, d in zip(leaves, tangents, dtypes)
     ]
     minus = [
-        np.asarray(x - eps * t) if x.dtype.kind in "fc" else x for x, t in zip(leaves, tangents)
+        _typed(np.asarray(x - eps * t), d) if x.dtype.kind in "fc" else x
+        for x, t, d in zip(leaves, tangents, dtypes)
     ]
     rebuild = lambda ls: tree_unflatten(treedef, ls)
     f_plus = _eval64(fun, rebuild(plus))
@@ -125,7 +165,8 @@ def check_jvp(
     leaves, treedef = _leaves64(args)
     tangents = _random_like(leaves, rng)
     n = len(args)
-    t_tree = list(tree_unflatten(treedef, tangents))
+    dtypes = [_dtype(x) for x in tree_flatten(list(args))[0]]
+    t_tree = list(tree_unflatten(treedef, [_typed(t, d) for t, d in zip(tangents, dtypes)]))
     auto = _eval64(_split(lambda p, t: jvp(fun, p, t)[1], n), list(args) + t_tree)
     numeric = numerical_jvp(fun, args, tangents, eps)
     _assert_close(auto, numeric, atol, rtol, f"JVP of {getattr(fun, '__name__', fun)}")
@@ -142,9 +183,13 @@ def check_vjp(
     outs = _eval64(fun, args)
     cts = _random_like(outs, rng)
     n = len(args)
-    struct = _out_structure(fun, args)
+    struct, out_dtypes = _out_structure(fun, args)
     ct_tree = tree_unflatten(
-        struct, [c if c.dtype.kind == "c" else c.astype(np.float64) for c in cts]
+        struct,
+        [
+            c if c.dtype.kind == "c" else _typed(c.astype(np.float64), d)
+            for c, d in zip(cts, out_dtypes)
+        ],
     )
     auto = _eval64(_split(lambda p, ct: vjp(fun, *p)[1](ct[0]), n), list(args) + [ct_tree])
     numeric = numerical_jvp(fun, args, tangents, eps)
@@ -166,8 +211,8 @@ def _out_structure(fun, args):
         struct["tree"] = tree_flatten(out)[1]
         return out
 
-    make_jaxpr(record)(*[_as_traceable(a) for a in args])
-    return struct["tree"]
+    closed = make_jaxpr(record)(*[_as_traceable(a) for a in args])
+    return struct["tree"], [a.dtype for a in closed.out_avals]
 
 
 def check_grads(
