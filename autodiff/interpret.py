@@ -229,6 +229,25 @@ def eval_eqn(
     ]
 
 
+# Primitives whose result jumps at rounding boundaries (quantizers): their float inputs are
+# first rounded to the dtype they have in the program, as the device computes them, since a
+# float64 value just across a boundary would quantize to a neighbouring code.
+round_inputs: set = set()
+
+
+def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
+    """``x`` (float64) rounded to ``dtype``'s precision, returned in float64."""
+    if dtype == "float32":
+        return x.astype(np.float32).astype(np.float64)
+    if dtype == "float16":
+        return x.astype(np.float16).astype(np.float64)
+    if dtype == "bfloat16":  # round to nearest even on the upper 16 bits of float32
+        bits = np.asarray(x, np.float32).view(np.uint32)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+        return bits.view(np.float32).astype(np.float64)
+    return x
+
+
 def interpret(closed: ClosedJaxpr, *args) -> list[np.ndarray]:
     """Evaluate ``closed`` on NumPy values (floats in float64); returns a list of arrays."""
     jaxpr = closed.jaxpr
@@ -244,8 +263,9 @@ def interpret(closed: ClosedJaxpr, *args) -> list[np.ndarray]:
     for v, x in zip(jaxpr.invars, args):
         env[v] = to_numpy(x, v.aval.dtype)
     for eqn in jaxpr.eqns:
-        outs = eval_eqn(
-            eqn.prim, [read(a) for a in eqn.inputs], eqn.params, [v.aval for v in eqn.outputs]
-        )
+        ins = [read(a) for a in eqn.inputs]
+        if eqn.prim in round_inputs:
+            ins = [round_to(x, a.aval.dtype) for x, a in zip(ins, eqn.inputs)]
+        outs = eval_eqn(eqn.prim, ins, eqn.params, [v.aval for v in eqn.outputs])
         env.update(zip(eqn.outputs, outs))
     return [read(a) for a in jaxpr.outvars]

@@ -25,7 +25,7 @@ from autodiff.extend import (
     impls,
     lowerings,
 )
-from autodiff.interpret import np_dtype
+from autodiff.interpret import np_dtype, round_inputs
 from autodiff.ir import ShapedArray
 from autodiff.tracing import aval_of
 
@@ -187,4 +187,5 @@ def _to_fp8_np(x):
 
 
 impls[to_fp8_p] = _to_fp8_np
+round_inputs.add(to_fp8_p)
 impls[from_fp8_p] = lambda x, dtype: _FP8_VALUES[x.astype(np.int64)]

@@ -103,7 +103,7 @@ ROWS += [
             anp.to_fp8(x),
             anp.from_fp8(anp.to_fp8(x * 100.0)),
             anp.from_fp8(anp.to_fp8(x.astype(mx.float16)), mx.float16),
-            anp.from_fp8(anp.to_fp8(x.astype(mx.bfloat16) * 1e-2), mx.float32) + x,
+            anp.from_fp8(anp.to_fp8((x * 1e-2).astype(mx.bfloat16)), mx.float32) + x,
         ),
         (A(),),
         diff=(0,),
