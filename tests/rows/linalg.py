@@ -7,13 +7,26 @@ MLX has no VJP or JVP for any of these (mx_grad=False). It has vmap rules for al
 but mx.vmap of tri_inv returns the general inverse (its batching rule drops the triangle), so
 tri_inv, cholesky_inv and solve_triangular are compared with the loop only."""
 
+import itertools
+
 import mlx.core as mx
 from hypothesis import strategies as st
-from rowlib import Row, arrays_s
+from rowlib import Row
 
 import autodiff.numpy as anp
+from autodiff.testing.strategies import arrays
 
 LA = anp.linalg
+
+# This file's own salts (rowlib's arrays_s counts globally): its draws leave the data the
+# other families' rows draw unchanged.
+_salts = itertools.count(7000)
+
+
+def arrays_s(shape, **kw):
+    return arrays(shape, salt=next(_salts), **kw)
+
+
 # (batch, n): batch 0 means a plain matrix
 SQUARE = st.tuples(st.integers(0, 2), st.integers(1, 4))
 NO_MX = dict(mx_grad=False)  # MLX has no derivatives here (it has vmap rules)
