@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import mlx.core as mx
 
+from autodiff import modules
 from autodiff.dtypes import dtype_name, is_complex, is_float, is_inexact
 from autodiff.errors import TransformError
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray
@@ -81,6 +82,7 @@ class Traced(NamedTuple):
     aux_tree: Any
     n_out: int  # flat outputs before the aux ones
     key: Any
+    has_modules: bool = True  # whether mlx.nn modules are among the inputs
 
 
 _ONE_LEAF_LIST = tree_flatten([0])[1]
@@ -96,11 +98,15 @@ def trace_fun(
     input types (vmap traces one example of batched leaves).
     """
     name = fun_name(fun)
+    has_modules = True  # (unknown when given the leaves)
     if leaves is None:
         if len(argnums) == 1 and type(args[argnums[0]]) is mx.array:
             leaves, in_tree = [args[argnums[0]]], _ONE_LEAF_LIST
+            has_modules = False
         else:
+            before = modules.flattened
             leaves, in_tree = tree_flatten([args[i] for i in argnums])
+            has_modules = modules.flattened != before
     call = substitute(fun, args, kwargs, argnums, in_tree)
     # The values the program runs on, taken now: `fun` may update an outer tracer in place.
     values = [snapshot(x) if type(x) is Tracer else x for x in leaves]
@@ -128,7 +134,9 @@ def trace_fun(
     opened = ClosedJaxpr(Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars), [])
     key = structural_key(opened)
     run_args = list(closed.consts) + [leaf_value(x) for x in values]
-    return Traced(opened, run_args, len(closed.consts), in_tree, out_tree, aux_tree, n_out, key)
+    return Traced(
+        opened, run_args, len(closed.consts), in_tree, out_tree, aux_tree, n_out, key, has_modules
+    )
 
 
 def leaf_aval(x, name, transform) -> ShapedArray:

@@ -68,6 +68,7 @@ def complex_dtype(dtype: str) -> str:
 
 
 _PY_TYPES = {float: "float32", int: "int32", bool: "bool", complex: "complex64"}
+_KNOWN: dict = dict(_PY_TYPES)  # dtype_name's answers for Python types and mx.Dtypes
 _ALIASES = {"bool_": "bool", "bool8": "bool", "float": "float32", "int": "int32"}
 
 
@@ -77,10 +78,18 @@ def dtype_name(d) -> str:
     Raises:
         TypeError: for a dtype autodiff does not support, naming it.
     """
-    if d in _PY_TYPES:
-        return _PY_TYPES[d]
+    name = _KNOWN.get(d)
+    if name is not None:
+        return name
     if isinstance(d, str) and d in DTYPES:
         return d
+    name = _resolve(d)
+    if type(d).__name__ == "Dtype":  # mx.Dtype: hashable and few, remembered
+        _KNOWN[d] = name
+    return name
+
+
+def _resolve(d) -> str:
     name = str(getattr(d, "name", None) or d).rsplit(".", 1)[-1]
     name = _ALIASES.get(name, name)
     if name not in DTYPES and "numpy" in type(d).__module__ + str(type(d)):

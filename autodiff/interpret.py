@@ -49,14 +49,49 @@ def _mx_float32():
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+# Giles' single-precision approximation ("Approximating the erfinv function", 2010): the
+# polynomials in w = -log(1 - y^2) below and above w = 5.
+_GILES_CENTRAL = (
+    2.81022636e-08,
+    3.43273939e-07,
+    -3.5233877e-06,
+    -4.39150654e-06,
+    0.00021858087,
+    -0.00125372503,
+    -0.00417768164,
+    0.246640727,
+    1.50140941,
+)
+_GILES_TAIL = (
+    -0.000200214257,
+    0.000100950558,
+    0.00134934322,
+    -0.00367342844,
+    0.00573950773,
+    -0.0076224613,
+    0.00943887047,
+    1.00167406,
+    2.83297682,
+)
+
+
 def _erfinv(y):
     y = np.asarray(y, np.float64)
-    # Giles' single-precision approximation, refined by Newton steps on math.erf.
-    w = -np.log(np.maximum((1.0 - y) * (1.0 + y), 1e-300))
-    x = y * np.where(w < 5.0, 1.5 + 0.25 * (w - 2.5), 3.0 + 0.4 * (np.sqrt(w) - 3.0))
-    for _ in range(60):
-        x = x - (_erf(x) - y) / (2 / math.sqrt(math.pi) * np.exp(-x * x))
-    return np.where(np.abs(y) == 1, np.sign(y) * np.inf, np.where(np.abs(y) > 1, np.nan, x))
+    inside = np.abs(y) < 1
+    a = np.where(inside, np.abs(y), 0.5)
+    w = -np.log((1.0 - a) * (1.0 + a))
+    central = np.polyval(_GILES_CENTRAL, w - 2.5)
+    tail = np.polyval(_GILES_TAIL, np.sqrt(w) - 3.0)
+    x = a * np.where(w < 5.0, central, tail)  # within ~1e-7 of erfinv(a)
+    # Newton steps refine it to float64: on erf(x) = a near 0, on erfc(x) = 1 - a (free of
+    # cancellation) near 1; beyond float32's range (1 - y < 6e-8) the guess is rougher, and
+    # Newton on the convex erfc approaches the root monotonically
+    for _ in range(12):
+        residual = np.where(a < 0.5, _erf(x) - a, (1.0 - a) - _erfc(x))
+        x = x - residual / (2 / math.sqrt(math.pi) * np.exp(-x * x))
+    edge = np.where(np.abs(y) == 1, np.copysign(np.inf, y), np.nan)
+    return np.where(inside, np.copysign(x, y), edge)
 
 
 def _sigmoid(x):

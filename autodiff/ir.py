@@ -121,9 +121,10 @@ Atom = Var | Literal
 
 
 class Params(dict):
-    """Frozen, hashable equation parameters."""
+    """Frozen, hashable equation parameters. ``interned``: made by :meth:`make` and kept in its
+    table (plain values only)."""
 
-    __slots__ = ("_hash",)
+    __slots__ = ("_hash", "interned")
 
     def __hash__(self):
         # Keys in insertion order: every equation of a primitive is built with its params in
@@ -145,18 +146,33 @@ class Params(dict):
     @classmethod
     def make(cls, params: dict) -> Params:
         """The interned Params for ``params`` (equal params share one object, hash computed
-        once), or a fresh one when a value is unhashable."""
+        once), or a fresh one when a value is unhashable or not a plain value (sub-jaxprs,
+        functions: the table must not keep them alive)."""
         try:
             key = tuple(params.items())
             p = cls._interned.get(key)
         except TypeError:
-            return cls(params)
+            p = cls(params)
+            p.interned = False
+            return p
         if p is None:
             p = cls(params)
             p._hash = hash(key)
-            if len(cls._interned) < 100_000:
+            p.interned = len(cls._interned) < 100_000 and all(_plain(v) for v in params.values())
+            if p.interned:
                 cls._interned[key] = p
         return p
+
+
+_PLAIN = (type(None), bool, int, float, complex, str)
+
+
+def _plain(v) -> bool:
+    """Whether ``v`` may be kept by the intern table: plain values, not jaxprs, user functions
+    or anything else that would keep arrays alive."""
+    if type(v) in _PLAIN or type(v) is ShapedArray:
+        return True
+    return type(v) is tuple and all(_plain(x) for x in v)
 
 
 class Eqn:

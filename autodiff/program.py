@@ -105,7 +105,9 @@ def structural_key(closed: ClosedJaxpr) -> Hashable:
         parts.append(v.aval)
     for eqn in jaxpr.eqns:
         parts.append(eqn.prim)
-        parts.append(_params_key(eqn.params) if sub_jaxprs(eqn.params) else eqn.params)
+        params = eqn.params
+        plain = getattr(params, "interned", False) or not sub_jaxprs(params)
+        parts.append(params if plain else _params_key(params))
         for a in eqn.inputs:
             parts.append(ids[a] if type(a) is Var else a.key())
         for v in eqn.outputs:
@@ -140,14 +142,18 @@ class LRUCache:
         self.hits = self.misses = 0
 
     def get(self, key):
-        with self._lock:
-            value = self._data.get(key)
-            if value is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-                self._data.move_to_end(key)
-            return value
+        # Without the lock: each OrderedDict operation is atomic under the GIL, and an entry
+        # another thread evicts between the two is still returned once.
+        value = self._data.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        try:
+            self._data.move_to_end(key)
+        except KeyError:
+            pass
+        return value
 
     @property
     def maxsize(self) -> int:

@@ -26,6 +26,7 @@ from autodiff.api_util import (
 )
 from autodiff.dtypes import is_inexact
 from autodiff.forward import linearize_jaxpr
+from autodiff.modules import as_parameter_dicts
 from autodiff.program import Program, cached, transform_cache
 from autodiff.tracing import aval_of, inline, trace_flat
 from autodiff.transforms import optimize
@@ -143,6 +144,8 @@ def _value_and_grad(fun, argnums, has_aux, allow_int, with_value: bool, holomorp
             if not all_diff:
                 grads = _fill_grads(traced, diff, grads)
             trees = tree_unflatten(traced.in_tree, grads)
+            if traced.has_modules:
+                trees = as_parameter_dicts(trees)
             g = trees[0] if isinstance(argnums, int) else tuple(trees)
         value = results[0] if with_value else None
         if has_aux:
@@ -252,7 +255,9 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
             if nz:
                 cts.append(leaf_value(ct))
         grads = entry.bwd(*res, *cts) if sum(diff) else []
-        return tuple(tree_unflatten(traced.in_tree, _fill_grads(traced, diff, grads)))
+        return tuple(
+            as_parameter_dicts(tree_unflatten(traced.in_tree, _fill_grads(traced, diff, grads)))
+        )
 
     out = tree_unflatten(traced.out_tree, outs)
     if has_aux:

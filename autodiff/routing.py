@@ -12,7 +12,9 @@ When the number of active traces in the process goes from 0 to 1, this module sw
   in-place update of a concrete array that a trace has captured leaves the captured value
   as it was (as eager MLX would);
 - the call of ``mx.compile``d functions (``mlx.nn``'s activations are), which runs the Python
-  function being compiled when it receives a traced value.
+  function being compiled when it receives a traced value;
+- ``mx.array`` as ``mlx.nn``'s ``Module`` code sees it in ``isinstance`` checks, so a model
+  can hold traced parameters (``model.update(params)`` inside a traced loss works).
 
 and swaps the originals back when the count returns to 0. Outside traces MLX is exactly as it
 was: same objects, same speed. During a trace, other threads calling MLX eagerly go through
@@ -199,6 +201,79 @@ def _routed_compiled_call(self, *args, **kwargs):
 
 
 # ---------------------------------------------------------------------------------------------
+# mlx.nn's containers: ``isinstance(value, mx.array)`` must accept traced values
+
+
+class _ArrayOrTracerType(type):
+    def __instancecheck__(cls, x):
+        if not _module_patched:
+            _patch_module()
+        return isinstance(x, mx.array) or type(x) is Tracer
+
+    def __call__(cls, *args, **kwargs):
+        return mx.array(*args, **kwargs)
+
+
+class _ArrayOrTracer(metaclass=_ArrayOrTracerType):
+    """Stands for ``mx.array`` in mlx.nn's module code while tracing: ``isinstance`` checks
+    (``Module.update``, ``__setattr__``, ``parameters()``) accept traced values, so a model
+    holds tracers the way it holds arrays; calling it constructs an ``mx.array``."""
+
+
+class _MxForNN:
+    """mlx.core as ``mlx.nn.layers.base`` sees it while tracing: everything is mlx.core's,
+    except ``array``, which also accepts traced values in ``isinstance``."""
+
+    array = _ArrayOrTracer
+
+    def __getattr__(self, name):
+        return getattr(mx, name)
+
+
+def _module_setitem(self, key, value):
+    """``Module.__setitem__`` while tracing: storing a traced value is undone when the trace
+    that made it ends (``tracing.record_write``)."""
+    if type(value) is Tracer:
+        tracing.record_write(self, key, dict.get(self, key, tracing.ABSENT))
+    dict.__setitem__(self, key, value)
+
+
+_module_patched = False
+
+
+def _patch_module():
+    """Journal ``Module.__setitem__`` until the traces end. Installed the first time mlx.nn's
+    module code runs in a trace (its ``isinstance(value, mx.array)`` checks come before any
+    store of a traced value), not at every trace: changing a class attribute of ``Module``
+    invalidates the caches of all its subclasses, which costs more than a small trace."""
+    global _module_patched
+    with tracing.active_lock:
+        if tracing.active_traces() and not _module_patched:
+            from mlx.nn.layers.base import Module
+
+            Module.__setitem__ = _module_setitem
+            _module_patched = True
+
+
+def _unpatch_module():
+    global _module_patched
+    if _module_patched:
+        from mlx.nn.layers.base import Module
+
+        del Module.__setitem__
+        _module_patched = False
+
+
+def _nn_swaps():
+    import mlx.nn.layers.base as base
+
+    _module_swaps.append((base.__dict__, {"mx": _MxForNN()}, {"mx": base.__dict__["mx"]}))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+_ABSENT = tracing.ABSENT  # an attribute the type did not define itself (removed on leave)
 
 
 def _enter():
@@ -209,12 +284,16 @@ def _enter():
             setattr(cls, k, v)
 
 
-def _leave():
+def _leave():  # called with tracing.active_lock held
+    _unpatch_module()
     for d, _, originals in _module_swaps:
         d.update(originals)
     for cls, _, originals in _type_swaps:
         for k, v in originals.items():
-            setattr(cls, k, v)
+            if v is _ABSENT:
+                delattr(cls, k)
+            else:
+                setattr(cls, k, v)
 
 
 def install() -> None:
@@ -230,4 +309,5 @@ def install() -> None:
     _type_swaps.append(
         (_CompiledType, {"__call__": _routed_compiled_call}, {"__call__": _compiled_call})
     )
+    _nn_swaps()
     tracing.trace_hooks.append((_enter, _leave))

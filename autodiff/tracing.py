@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mlx.core import array as _MxArray
+
 from autodiff.dtypes import dtype_name
 from autodiff.errors import ConcretizationError, UnexpectedTracerError, user_location
 from autodiff.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Params, ShapedArray, Var
@@ -28,6 +30,7 @@ class _State(threading.local):
     def __init__(self):
         self.stack: list[Builder] = []
         self.subst: dict = {}  # Var -> (tracer, value): see substituting()
+        self.journals: list[list] = []  # per trace: writes of traced values to undo
 
 
 _state = _State()
@@ -37,7 +40,7 @@ _state = _State()
 # while, and only while, something is being traced.
 trace_hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
 _active_traces = 0
-_active_lock = threading.Lock()
+active_lock = threading.Lock()
 
 
 class MixedOperandError(ConcretizationError):
@@ -172,6 +175,8 @@ def aval_of(x: Any) -> ShapedArray:
     t = type(x)
     if t is Tracer or t is Literal:
         return x.aval
+    if t is _MxArray:
+        return ShapedArray(tuple(x.shape), dtype_name(x.dtype))
     if t is bool or t is int or t is float or t is complex:
         return _SCALAR_AVALS[t]
     if isinstance(getattr(x, "aval", None), ShapedArray):  # e.g. transpose's UndefinedPrimal
@@ -337,15 +342,16 @@ def bind(prim, *args, **params):
     b = stack[-1]
     # (the hot path of all tracing: tracers of this builder go straight to their variable)
     atoms = [a.ir_var if type(a) is Tracer and a.builder is b else b.atom(a) for a in args]
-    try:
-        if params:
-            avals = prim.abstract_eval(*[a.aval for a in atoms], **params)
-            params = Params.make(params)
-        else:
-            avals = prim.abstract_eval(*[a.aval for a in atoms])
-            params = _NO_PARAMS
-    except (TypeError, ValueError) as e:
-        raise _shape_rule_error(prim, e) from None
+    params = Params.make(params) if params else _NO_PARAMS
+    if params.interned:  # plain params: the output types are remembered
+        key = (prim, params, *[a.aval for a in atoms])
+        avals = _out_avals.get(key)
+        if avals is None:
+            avals = _abstract_eval(prim, atoms, params)
+            if len(_out_avals) < 100_000:
+                _out_avals[key] = avals
+    else:
+        avals = _abstract_eval(prim, atoms, params)
     if not prim.multiple_results:
         (aval,) = avals
         v = Var(aval)
@@ -354,6 +360,22 @@ def bind(prim, *args, **params):
     outs = [Var(a) for a in avals]
     b.eqns.append(Eqn(prim, atoms, params, outs))
     return [Tracer(v.aval, b, v) for v in outs]
+
+
+# The output types of primitives, by (primitive, params, input types): shape rules are pure
+# functions of these, and most cost more than a lookup. Bounded; cleared by clear_caches.
+_out_avals: dict = {}
+
+
+def clear_caches() -> None:
+    _out_avals.clear()
+
+
+def _abstract_eval(prim, atoms, params) -> tuple:
+    try:
+        return tuple(prim.abstract_eval(*[a.aval for a in atoms], **params))
+    except (TypeError, ValueError) as e:
+        raise _shape_rule_error(prim, e) from None
 
 
 _NO_PARAMS = Params.make({})
@@ -385,9 +407,14 @@ def trace_flat(
         _leave_outermost()
 
 
+def active_traces() -> int:
+    """How many outermost traces are running, in all threads."""
+    return _active_traces
+
+
 def _enter_outermost():
     global _active_traces
-    with _active_lock:
+    with active_lock:
         _active_traces += 1
         if _active_traces == 1:
             for enter, _ in trace_hooks:
@@ -396,7 +423,7 @@ def _enter_outermost():
 
 def _leave_outermost():
     global _active_traces
-    with _active_lock:
+    with active_lock:
         _active_traces -= 1
         if _active_traces == 0:
             for _, leave in trace_hooks:
@@ -407,6 +434,8 @@ def _trace(fun, in_avals, fun_name, transform):
     stack = _state.stack
     b = Builder(stack[-1] if stack else None, fun_name, transform)
     stack.append(b)
+    journal = []
+    _state.journals.append(journal)
     try:
         tracers = [b.new_input(a) for a in in_avals]
         outs, extra = fun(*tracers)
@@ -414,7 +443,24 @@ def _trace(fun, in_avals, fun_name, transform):
     finally:
         stack.pop()
         b.alive = False
+        _state.journals.pop()
+        for container, key, old in reversed(journal):
+            if old is ABSENT:
+                dict.pop(container, key, None)
+            else:
+                dict.__setitem__(container, key, old)
     return closed, extra
+
+
+ABSENT = object()  # "there was no entry": record_write's ``old`` for a new key
+
+
+def record_write(container: dict, key, old) -> None:
+    """A traced value is being stored in ``container[key]`` (a model's parameter, say): when
+    the current trace ends, ``old`` is put back, so user objects never keep values of a trace
+    that has finished (``model.update(params)`` inside a traced loss)."""
+    if _state.journals:
+        _state.journals[-1].append((container, key, old))
 
 
 def inline(closed: ClosedJaxpr, args: Sequence[Any]) -> list[Any]:

@@ -1,4 +1,5 @@
-"""Pytrees, through optree: dicts, lists, tuples, namedtuples, None and registered nodes.
+"""Pytrees, through optree: dicts, lists, tuples, namedtuples, None, ``mlx.nn`` modules (their
+trainable parameters; ``autodiff/modules.py``) and registered nodes.
 
 ``None`` is an empty subtree, as in JAX; dict keys are visited in sorted order.
 """
@@ -20,7 +21,16 @@ def tree_flatten(tree: Any, is_leaf: Callable | None = None):
         >>> ad.tree_flatten({"w": mx.zeros(2), "b": [1.0, None]})
         ([1.0, array([0, 0], dtype=float32)], PyTreeSpec({'b': [*, None], 'w': *}, namespace='autodiff'))
     """
-    return optree.tree_flatten(tree, is_leaf, none_is_leaf=False, namespace=NAMESPACE)
+    leaves, treedef = optree.tree_flatten(tree, is_leaf, none_is_leaf=False, namespace=NAMESPACE)
+    if _new_modules(leaves):  # an mlx.nn.Module subclass first seen now: registered, again
+        return optree.tree_flatten(tree, is_leaf, none_is_leaf=False, namespace=NAMESPACE)
+    return leaves, treedef
+
+
+def _new_modules(leaves) -> bool:
+    from autodiff.modules import unregistered_modules
+
+    return unregistered_modules(leaves)
 
 
 def tree_unflatten(treedef, leaves):

@@ -33,10 +33,20 @@ from autodiff.extend import (
     transpose_rules,
 )
 from autodiff.interpret import interpret
+from autodiff.ir import ClosedJaxpr
 from autodiff.lower_control import host_rules, is_host
 from autodiff.lower_mlx import helpers, lower_jaxpr, ref
-from autodiff.tracing import Tracer, _state, aval_of, is_tracing, substituting
-from autodiff.transforms.vmap import vmap_jaxpr
+from autodiff.tracing import (
+    Tracer,
+    _state,
+    as_tracer,
+    aval_of,
+    is_tracing,
+    substituting,
+    trace_flat,
+)
+from autodiff.transforms.jvp import jvp_eval
+from autodiff.transforms.vmap import vmap_eval, vmap_jaxpr
 from autodiff.tree import tree_flatten, tree_unflatten
 
 
@@ -46,12 +56,14 @@ class _Rule:
     pairs of a tracer and the index of the equation's const it became). Equal for the
     structural cache when the function and trees are (``cache_key``)."""
 
-    __slots__ = ("funs", "in_tree", "out_tree", "closure", "cache_key", "batched")
+    __slots__ = ("funs", "in_tree", "out_tree", "closure", "cache_key", "batched", "options")
 
-    def __init__(self, funs, in_tree, out_tree, closure, batched=False):
+    def __init__(self, funs, in_tree, out_tree, closure, batched=False, options=None):
         self.funs, self.in_tree, self.out_tree = funs, in_tree, out_tree
         self.closure, self.batched = closure, batched
-        self.cache_key = ("custom", funs, in_tree, out_tree, batched)
+        # MLX's custom_function: {"closure_constant": bool, "vmap": fn, "jvp": fn}
+        self.options = options or {}
+        self.cache_key = ("custom", funs, in_tree, out_tree, batched, tuple(self.options.items()))
 
     def substitution(self, consts):
         return [(t, consts[k]) for t, k in self.closure]
@@ -247,7 +259,9 @@ for _p in (custom_jvp_call_p, custom_vjp_call_p):
     host_rules[_p] = lambda eqn: any(is_host(e) for e in eqn.params["call"].eqns)
 
 
-def _check_no_closure_tangents(tangents, num_consts, kind):
+def _check_no_closure_tangents(tangents, num_consts, kind, rule):
+    if rule.options.get("closure_constant"):  # MLX's custom_function: captured = constant
+        return
     if any(type(t) is not Zero for t in tangents[:num_consts]):
         raise TransformError(
             f"[{kind}] a function with a custom rule is differentiated with respect to a value "
@@ -257,9 +271,10 @@ def _check_no_closure_tangents(tangents, num_consts, kind):
 
 
 def _custom_jvp_jvp(primals, tangents, call, rule, num_consts):
-    _check_no_closure_tangents(tangents, num_consts, "custom_jvp")
+    _check_no_closure_tangents(tangents, num_consts, "custom_jvp", rule)
     consts, args = primals[:num_consts], primals[num_consts:]
-    ts = [instantiate(t) for t in tangents[num_consts:]]
+    ts = [as_tracer(instantiate(t)) for t in tangents[num_consts:]]
+    args = [as_tracer(a) for a in args]
     with substituting(rule.substitution(consts)):
         out, t_out = rule.funs[0](
             tuple(tree_unflatten(rule.in_tree, args)), tuple(tree_unflatten(rule.in_tree, ts))
@@ -284,8 +299,8 @@ jvp_rules[custom_jvp_call_p] = _custom_jvp_jvp
 
 
 def _custom_vjp_jvp(primals, tangents, call, rule, num_consts):
-    _check_no_closure_tangents(tangents, num_consts, "custom_vjp")
-    consts, args = primals[:num_consts], primals[num_consts:]
+    _check_no_closure_tangents(tangents, num_consts, "custom_vjp", rule)
+    consts, args = primals[:num_consts], [as_tracer(a) for a in primals[num_consts:]]
     with substituting(rule.substitution(consts)):
         out, res = rule.funs[0](*tree_unflatten(rule.in_tree, args))
     outs, tree = tree_flatten(out)
@@ -297,41 +312,103 @@ def _custom_vjp_jvp(primals, tangents, call, rule, num_consts):
     res_leaves, res_tree = tree_flatten(res)
     ts = [instantiate(t) for t in tangents[num_consts:]]
     lin = _Rule((rule.funs[1],), (rule.in_tree, res_tree), rule.out_tree, rule.closure)
+    if rule.options.get("jvp") is not None:  # a JVP too (MLX's custom_function): forward mode
+        forward = _trace_forward(rule, consts, args, ts)
+        return outs, custom_lin(
+            lin, consts, res_leaves, ts, [aval_of(o) for o in outs], forward, args
+        )
     return outs, custom_lin(lin, consts, res_leaves, ts, [aval_of(o) for o in outs])
+
+
+def _trace_forward(rule, consts, args, tangents) -> ClosedJaxpr:
+    """The user's JVP rule as a jaxpr ``(consts, primals, tangents) -> output tangents``: what
+    a ``custom_lin`` computes when evaluated (forward mode) instead of transposed."""
+    nc, na = len(consts), len(args)
+
+    def f(*xs):
+        with substituting(rule.substitution(xs[:nc])):
+            p = tree_unflatten(rule.in_tree, [as_tracer(x) for x in xs[nc : nc + na]])
+            t = tree_unflatten(rule.in_tree, [as_tracer(x) for x in xs[nc + na :]])
+            out = rule.options["jvp"](p, t)
+        return tree_flatten(out)[0], None
+
+    avals = [aval_of(x) for x in list(consts) + list(args) + list(tangents)]
+    closed, _ = trace_flat(f, avals, "custom_jvp_rule", "jvp")
+    return closed
 
 
 jvp_rules[custom_vjp_call_p] = _custom_vjp_jvp
 
 # custom_lin: (consts, residuals, tangents) -> output tangents, linear in the tangents.
+# custom_lin: (forward consts, consts, residuals, primals, tangents) -> output tangents,
+# linear in the tangents; forward consts and primals only with a ``forward`` jaxpr.
 custom_lin_p = def_primitive(
-    "custom_lin", "control", lambda *a, rule, num_consts, num_res, out_avals: list(out_avals), True
+    "custom_lin",
+    "control",
+    lambda *a, rule, num_fconsts, num_consts, num_res, num_primals, out_avals, forward: list(
+        out_avals
+    ),
+    True,
 )
 
 
-def custom_lin(rule: _Rule, consts, residuals, tangents, out_avals) -> list:
+def custom_lin(
+    rule: _Rule, consts, residuals, tangents, out_avals, forward=None, primals=()
+) -> list:
     """Bind ``custom_lin`` (the typed wrapper): the tangents of a custom_vjp function's
-    outputs, computed (in reverse mode only) by its ``bwd``."""
+    outputs, computed by its ``bwd`` in reverse mode; in forward mode by ``forward`` (a jaxpr
+    of ``(consts, primals, tangents)``, when the function has a JVP rule too) or an error."""
+    fconsts = []
+    if forward is not None:
+        forward, fconsts = _opened(forward)
     return bind(
         custom_lin_p,
+        *fconsts,
         *consts,
         *residuals,
+        *primals,
         *tangents,
         rule=rule,
+        num_fconsts=len(fconsts),
         num_consts=len(consts),
         num_res=len(residuals),
+        num_primals=len(primals),
         out_avals=tuple(out_avals),
+        forward=forward,
     )
 
 
-def _custom_lin_transpose(cts, *args, rule, num_consts, num_res, out_avals):
-    consts, res = args[:num_consts], args[num_consts : num_consts + num_res]
+def _lin_split(args, p):
+    nf, nc, nr, np_ = p["num_fconsts"], p["num_consts"], p["num_res"], p["num_primals"]
+    i = 0
+    parts = []
+    for n in (nf, nc, nr, np_):
+        parts.append(list(args[i : i + n]))
+        i += n
+    parts.append(list(args[i:]))
+    return parts  # fconsts, consts, residuals, primals, tangents
+
+
+def _forward_inputs(args, p):
+    fc, c, _, prim, t = _lin_split(args, p)
+    return fc + c + prim + t
+
+
+def _opened(closed):
+    from autodiff.control.scan_rules import opened
+
+    return opened(closed)
+
+
+def _custom_lin_transpose(cts, *args, rule, **p):
+    _, consts, res, _, tangent_args = _lin_split(args, p)
+    num_before = len(args) - len(tangent_args)
     in_tree, res_tree = rule.in_tree
-    cts = [instantiate(c) for c in cts]
+    cts = [as_tracer(instantiate(c)) for c in cts]
+    res = [as_tracer(r) for r in res]
     with substituting(rule.substitution(consts)):
         got = rule.funs[0](tree_unflatten(res_tree, res), tree_unflatten(rule.out_tree, cts))
-    tangent_avals = [
-        aval_of(a) if not hasattr(a, "aval") else a.aval for a in args[num_consts + num_res :]
-    ]
+    tangent_avals = [aval_of(a) if not hasattr(a, "aval") else a.aval for a in tangent_args]
     if not isinstance(got, (tuple, list)) or len(got) != in_tree.num_children:
         raise TransformError(
             f"[custom_vjp] bwd must return a tuple with one cotangent per argument "
@@ -358,7 +435,7 @@ def _custom_lin_transpose(cts, *args, rule, num_consts, num_res, out_avals):
                 f"[custom_vjp] bwd returned a cotangent of type {aval_of(c).str_short()} for an "
                 f"argument of type {a.str_short()}"
             )
-    return [None] * (num_consts + num_res) + out
+    return [None] * num_before + out
 
 
 transpose_rules[custom_lin_p] = _custom_lin_transpose
@@ -373,21 +450,46 @@ def _no_forward_mode(*args, **params):
     )
 
 
-impls[custom_lin_p] = _no_forward_mode
+# Evaluated (forward mode) rather than transposed: the ``forward`` jaxpr if there is one.
+
+
+def _lin_impl(*args, forward, **p):
+    if forward is None:
+        _no_forward_mode()
+    return interpret(forward, *_forward_inputs(args, p))
+
+
+def _lower_lin(a, ins, outs, forward, **p):
+    if forward is None:
+        return f"_custom_lin_forward({', '.join(a)})"
+    names = _forward_inputs(a, p)
+    return f"{ref(lower_jaxpr(forward.jaxpr, 'custom_jvp_rule'), 'forward')}.fn({', '.join(names)})"
+
+
+def _lin_batch(size, args, dims, forward, **p):
+    if forward is None:
+        _no_forward_mode()
+    outs, out_dims = vmap_eval(forward, _forward_inputs(args, p), _forward_inputs(dims, p), size)
+    return outs, out_dims
+
+
+def _lin_jvp(primals, tangents, forward, **p):
+    if forward is None:
+        _no_forward_mode()
+    return jvp_eval(forward, _forward_inputs(primals, p), _forward_inputs(tangents, p))
+
+
+impls[custom_lin_p] = _lin_impl
 helpers["_custom_lin_forward"] = _no_forward_mode
-lowerings[custom_lin_p] = lambda a, ins, outs, **p: f"_custom_lin_forward({', '.join(a)})"
-batch_rules[custom_lin_p] = lambda size, args, dims, **p: _no_forward_mode()
-
-
-def _no_jvp_of_lin(primals, tangents, **p):
-    _no_forward_mode()
-
-
-jvp_rules[custom_lin_p] = _no_jvp_of_lin
+lowerings[custom_lin_p] = _lower_lin
+batch_rules[custom_lin_p] = _lin_batch
+jvp_rules[custom_lin_p] = _lin_jvp
 
 
 def _custom_batch(prim):
     def rule(size, args, dims, call, rule, num_consts):
+        if rule.options.get("vmap") is not None:  # MLX's custom_function.vmap
+            return _user_vmap(rule, args[num_consts:], dims[num_consts:])
         if any(d is not None for d in dims[:num_consts]):
             raise TransformError(
                 f"[vmap] of a {prim.name.replace('_call', '')} function that closes over a "
@@ -413,6 +515,25 @@ def _custom_batch(prim):
         return outs, [0] * len(outs)
 
     batch_rules[prim] = rule
+
+
+def _user_vmap(rule, args, dims):
+    inputs = tree_unflatten(rule.in_tree, args)
+    axes = tree_unflatten(rule.in_tree, dims)
+    single = len(inputs) == 1
+    outs, out_axes = rule.options["vmap"](
+        inputs[0] if single else inputs, axes[0] if single else axes
+    )
+    leaves, tree = tree_flatten(outs)
+    if tree != rule.out_tree:
+        raise TransformError(
+            f"[custom_function] the vmap rule must return outputs with the function's output "
+            f"structure {rule.out_tree}; it returned {tree}"
+        )
+    from autodiff.api_util import broadcast_prefix
+
+    dims_out = broadcast_prefix(out_axes, outs, "out_axes", "custom_function.vmap")
+    return leaves, [None if d is None else d % aval_of(x).ndim for x, d in zip(leaves, dims_out)]
 
 
 _custom_batch(custom_jvp_call_p)

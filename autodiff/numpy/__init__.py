@@ -295,5 +295,6 @@ pi, e, inf, nan, newaxis = _math.pi, _math.e, float("inf"), float("nan"), None
 matrix_norm = linalg.norm  # mlx.core's alias of mx.linalg.norm
 euler_gamma = _mx.euler_gamma
 
-# anp.fast: mx.fast's operations as composites (a public submodule, like mx.fast)
-from autodiff.numpy import fast  # noqa: E402, F401
+# anp.fast: mx.fast's operations as composites, anp.random: mx.random's functions with MLX's
+# values (public submodules, like mx.fast and mx.random)
+from autodiff.numpy import fast, random  # noqa: E402, F401

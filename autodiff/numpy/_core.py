@@ -84,14 +84,18 @@ def result_type(*args) -> str:
 
 def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
     nd = max((len(s) for s in shapes), default=0)
-    out = []
-    for i in range(nd):
-        dims = {s[i - nd + len(s)] for s in shapes if i - nd + len(s) >= 0} - {1}
-        if len(dims) > 1:
-            raise ValueError(
-                f"shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast together"
-            )
-        out.append(dims.pop() if dims else 1)
+    out = [1] * nd
+    for s in shapes:
+        off = nd - len(s)
+        for i, d in enumerate(s):
+            o = out[off + i]
+            if d != o and d != 1:
+                if o != 1:
+                    raise ValueError(
+                        f"shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be "
+                        "broadcast together"
+                    )
+                out[off + i] = d
     return tuple(out)
 
 
@@ -108,18 +112,34 @@ def astype(x, dtype: str):
 
 def promote(*args, dtype: str | None = None, shape: Sequence[int] | None = None) -> list:
     """Convert ``args`` to one dtype and (broadcast) shape; Python scalars stay literals."""
-    if dtype is None and shape is None and type(args[0]) is Tracer:
-        aval = args[0].aval  # fast path: tracers that already agree
-        if all(type(a) is Tracer and a.aval == aval for a in args):
-            return list(args)
-    dtype = dtype or result_type(*args)
+    avals = [None if type(a) in _SCALARS else aval_of(a) for a in args]
+    if dtype is None:
+        strong, weak = None, None
+        for a, av in zip(args, avals):
+            if av is None:
+                weak = {type(a)} if weak is None else weak | {type(a)}
+            elif strong is None or av.dtype == strong:
+                strong = av.dtype
+            else:
+                strong = join(strong, av.dtype)
+        dtype = strong if weak is None else weak_result(strong, weak)
     if shape is None:
-        shape = broadcast_shapes(*[aval_of(a).shape for a in args if type(a) not in _SCALARS])
+        shapes = [av.shape for av in avals if av is not None]
+        shape = shapes[0] if shapes and shapes.count(shapes[0]) == len(shapes) else None
+        if shape is None:
+            shape = broadcast_shapes(*shapes)
+    else:
+        shape = tuple(shape)
     out = []
-    for a in args:
-        a = astype(a, dtype)
-        if type(a) is not Literal and aval_of(a).shape != shape:
-            a = lax.broadcast_to(a, shape)
+    for a, av in zip(args, avals):
+        if av is None or av.dtype != dtype:
+            a = astype(a, dtype)
+            if type(a) is Literal:
+                out.append(a)
+                continue
+            av = aval_of(a)
+        if av.shape != shape:
+            a = lax.broadcast_in_dim(a, shape, range(len(shape) - len(av.shape), len(shape)))
         out.append(a)
     return out
 

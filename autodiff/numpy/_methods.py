@@ -28,6 +28,7 @@ from autodiff.tracing import Tracer, bind
 def _binop(fn, prim=None):
     """Operator methods. ``prim``: the fast path for the common cases, a tracer with a tracer
     of the same type or with a Python scalar of its kind, which need no promotion."""
+    fn = getattr(fn, "traced", fn)  # (self is a tracer: skip mirror's dispatch)
     if prim is None:
         return lambda self, other: fn(self, other), lambda self, other: fn(other, self)
 
