@@ -267,13 +267,12 @@ from autodiff.ops.lu import det, lu, slogdet  # noqa: E402, F401
 from autodiff.ops.masked_mm import block_masked_mm, segmented_mm  # noqa: E402, F401
 from autodiff.ops.partition import argpartition, partition, topk  # noqa: E402, F401
 from autodiff.ops.qqmm import qqmm  # noqa: E402, F401
-from autodiff.ops.random import random_split  # noqa: E402, F401
 from autodiff.ops.quantized import dequantize, quantize  # noqa: E402, F401
 from autodiff.ops.quantized_matmul import quantized_matmul  # noqa: E402, F401
 from autodiff.ops.random import (  # noqa: E402, F401
     random_bernoulli,
     random_permutation,
-    random_split,
+    random_split,  # noqa: E402, F401
     random_uniform,
 )
 from autodiff.ops.scatter import scatter, scatter_max, scatter_min, scatter_mul  # noqa: E402, F401
