@@ -272,7 +272,7 @@ from autodiff.ops.quantized_matmul import quantized_matmul  # noqa: E402, F401
 from autodiff.ops.random import (  # noqa: E402, F401
     random_bernoulli,
     random_permutation,
-    random_split,  # noqa: E402, F401
+    random_split,
     random_uniform,
 )
 from autodiff.ops.scatter import scatter, scatter_max, scatter_min, scatter_mul  # noqa: E402, F401
