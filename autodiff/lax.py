@@ -262,6 +262,8 @@ from autodiff.ops.cumulative import cummax, cummin, cumprod, logcumsumexp  # noq
 from autodiff.ops.fft import fft  # noqa: E402, F401
 from autodiff.ops.gather_mm import gather_mm, gather_qmm  # noqa: E402, F401
 from autodiff.ops.hadamard import hadamard_transform  # noqa: E402, F401
+from autodiff.ops.linalg import cholesky, inv, pinv, solve, tri_inv  # noqa: E402, F401
+from autodiff.ops.lu import det, lu, slogdet  # noqa: E402, F401
 from autodiff.ops.masked_mm import block_masked_mm, segmented_mm  # noqa: E402, F401
 from autodiff.ops.partition import argpartition, partition, topk  # noqa: E402, F401
 from autodiff.ops.qqmm import qqmm  # noqa: E402, F401
@@ -277,3 +279,4 @@ from autodiff.ops.scatter import scatter, scatter_max, scatter_min, scatter_mul 
 from autodiff.ops.searchsorted import searchsorted  # noqa: E402, F401
 from autodiff.ops.slicing import dynamic_slice, dynamic_update_slice, rev  # noqa: E402, F401
 from autodiff.ops.sort import sort  # noqa: E402, F401
+from autodiff.ops.spectral import eig, eigh, qr, svd  # noqa: E402, F401

@@ -106,11 +106,7 @@ def test_table_rows_exercise_every_primitive(data):
 
 # Owned by the helpers working in parallel on other branches; removed from here as their
 # branches are merged (a name both here and present fails, to keep this list honest).
-_PENDING_IN_OTHER_BRANCHES = {
-    # mx.linalg (matrix_norm is mlx.core's alias of mx.linalg.norm)
-    "matrix_norm",
-    *(f"linalg.{n}" for n in dir(mx.linalg) if not n.startswith("_")),
-}
+_PENDING_IN_OTHER_BRANCHES: set[str] = set()
 _PENDING_ARRAY_ATTRIBUTES: set[str] = set()
 
 _NAMESPACES = {

@@ -75,3 +75,10 @@ def test_train_transformer():
     assert sum(lora[-10:]) < sum(lora[:10])
     assert result["new_text_loss_after"] < result["new_text_loss_before"]
     assert result["base_unchanged"] and result["trainable"] < result["parameters"] / 5
+
+
+def test_gaussian_process():
+    result = load("gaussian_process").main(fast=True)
+    assert result["final_grad_norm"] < 1e-2 and result["steps"] <= 8
+    assert result["final_nll"] < result["initial_nll"] - 10
+    assert result["rmse"] < 0.5 * result["initial_rmse"]

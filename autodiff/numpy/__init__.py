@@ -18,6 +18,7 @@ import mlx.core as _mx
 from autodiff.numpy import (
     _methods,  # noqa: F401  (installs the mx.array surface on tracers)
     fft,  # noqa: F401  (anp.fft, like mx.fft)
+    linalg,  # noqa: F401  (anp.linalg, mirroring mx.linalg)
 )
 from autodiff.numpy._bits import (
     bitwise_and,
@@ -291,6 +292,7 @@ generic, number, inexact, floating, complexfloating = (
 )
 integer, signedinteger, unsignedinteger = _mx.integer, _mx.signedinteger, _mx.unsignedinteger
 pi, e, inf, nan, newaxis = _math.pi, _math.e, float("inf"), float("nan"), None
+matrix_norm = linalg.norm  # mlx.core's alias of mx.linalg.norm
 euler_gamma = _mx.euler_gamma
 
 # anp.fast: mx.fast's operations as composites, anp.random: mx.random's functions with MLX's
