@@ -293,5 +293,6 @@ integer, signedinteger, unsignedinteger = _mx.integer, _mx.signedinteger, _mx.un
 pi, e, inf, nan, newaxis = _math.pi, _math.e, float("inf"), float("nan"), None
 euler_gamma = _mx.euler_gamma
 
-# anp.fast: mx.fast's operations as composites (a public submodule, like mx.fast)
-from autodiff.numpy import fast  # noqa: E402, F401
+# anp.fast: mx.fast's operations as composites, and anp.distributed: mx.distributed's
+# collectives, traceable (public submodules, like mx.fast and mx.distributed)
+from autodiff.numpy import distributed, fast  # noqa: E402, F401
