@@ -101,7 +101,7 @@ def main(
     )
 
     losses, times = [], []
-    for i, idx in enumerate(batches(len(x), batch, steps)):
+    for idx in batches(len(x), batch, steps):
         local = idx[rank * per : (rank + 1) * per]  # this process's share of the global batch
         t0 = time.perf_counter()
         loss = step(mx.array(x[local]), mx.array(y[local]))
