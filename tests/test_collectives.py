@@ -172,6 +172,32 @@ def test_collectives_in_control_flow_under_a_named_vmap():
     # an equation whose operands are all unbatched but whose body mentions the name
     idx = ad.vmap(lambda v: ad.cond(True, lambda: lax.axis_index("i"), lambda: 0), axis_name="i")
     assert idx(x).tolist() == [0, 1, 2]
+    scan = ad.vmap(
+        lambda v: ad.scan(lambda c, _: (c + lax.axis_index("i"), c), 0, None, length=3)[1],
+        axis_name="i",
+    )
+    assert scan(x).tolist() == [[0, 0, 0], [0, 1, 2], [0, 2, 4]]
+    loop = ad.vmap(
+        lambda v: ad.fori_loop(0, 2, lambda k, c: c + lax.psum(1, "i") + lax.axis_index("i"), 0),
+        axis_name="i",
+    )
+    assert loop(x).tolist() == [6, 8, 10]
+
+
+def test_every_collective_has_a_named_batch_rule():
+    from autodiff.primitives import family
+    from autodiff.transforms.vmap import named_batch_rules
+
+    collectives = family("collective")
+    assert {p.name for p in collectives} >= {
+        "psum",
+        "pmax",
+        "pmin",
+        "all_gather",
+        "psum_scatter",
+        "axis_index",
+    }
+    assert all(p in named_batch_rules for p in collectives)
 
 
 def test_jit_inside_named_vmap_retraces_per_axis_size():
