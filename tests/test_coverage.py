@@ -1,8 +1,8 @@
 """The checklist of autodiff/extend.py, checked for every primitive: bound by its name, a typed
 wrapper in autodiff.lax, a rule in every table (or a stated reason), transpose rules exactly
 for the linear primitives, and the rule-test table exercising each one. And mlx.core's surface:
-every function of mlx.core, mx.linalg, mx.fft and mx.fast in autodiff.numpy or excluded with a
-reason, every attribute of mx.array on traced values or excluded with a reason."""
+every function of mlx.core, mx.linalg, mx.fft, mx.fast and mx.distributed in autodiff.numpy or
+excluded with a reason, every attribute of mx.array on traced values or excluded with a reason."""
 
 import sys
 
@@ -113,7 +113,13 @@ _PENDING_IN_OTHER_BRANCHES = {
 }
 _PENDING_ARRAY_ATTRIBUTES: set[str] = set()
 
-_NAMESPACES = {"": "mlx.core", "linalg.": "linalg", "fft.": "fft", "fast.": "fast"}
+_NAMESPACES = {
+    "": "mlx.core",
+    "linalg.": "linalg",
+    "fft.": "fft",
+    "fast.": "fast",
+    "distributed.": "distributed",
+}
 
 
 def _mx_functions(prefix: str) -> list[str]:
