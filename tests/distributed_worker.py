@@ -72,6 +72,8 @@ save(
     "mlx/average_gradients/jit_unbucketed",
     ad.jit(lambda g: nn.average_gradients(g, None, 0))(grads),
 )
+save("ours/average_gradients/eager", spmd(ad.distributed.average_gradients)(grads))
+save("ours/average_gradients/jit", ad.jit(spmd(ad.distributed.average_gradients))(grads))
 save("mlx/all_sum_grad", ad.grad(lambda v: mx.distributed.all_sum(v * v).sum())(x))
 save("mlx/all_sum_grad_mlx", mx.grad(lambda v: mx.distributed.all_sum(v * v).sum())(x))
 
