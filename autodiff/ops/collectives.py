@@ -34,9 +34,11 @@ the n copies), and a gradient with respect to parameters shared by all instances
 one, to be averaged explicitly (``pmean``, ``ad.distributed.average_gradients``). Both
 interpretations (vmap and spmd) give the same numbers. (MLX's own ``all_sum`` passes the
 cotangent through unchanged, the invariant reading; ``mx.grad`` therefore differs by the
-factor ``n``, and its rule for ``all_max`` ignores which process held the maximum.)
+factor ``n``; its rules for ``all_max``/``all_min`` ignore which process held the extremum,
+``sum_scatter`` has no VJP, and ``mx.vmap`` of ``all_gather`` gathers along the batch axis.)
 
-The group of a lowered program: see ``autodiff/named_axes.py``. ``psum_scatter`` lowers to
+Batching rules: ``collectives_vmap.py``; lowering, eager calls and interpreter:
+``collectives_mlx.py``. The group of a lowered program: see ``autodiff/named_axes.py``. ``psum_scatter`` lowers to
 ``all_sum`` and a slice at this process's rank (``mx.distributed.sum_scatter`` exists only on
 some backends: the ring and MPI backends raise), so it moves as many bytes as an all-reduce.
 """
@@ -48,22 +50,18 @@ import mlx.core as mx
 from autodiff import lax as L
 from autodiff.dtypes import is_bool, is_complex
 from autodiff.extend import (
-    NO_BATCH_RULE,
     Zero,
-    batch_rules,
     bind,
     def_primitive,
     deflinear,
     defzero,
     jvp_rules,
     mark_linear,
-    moveaxis,
     transpose_rules,
 )
 from autodiff.ir import ShapedArray
 from autodiff.named_axes import lookup
 from autodiff.tracing import aval_of, is_tracing
-from autodiff.transforms.vmap import named_batch_rules
 from autodiff.tree import tree_map
 
 # ---------------------------------------------------------------------------------------------
@@ -255,90 +253,6 @@ transpose_rules[all_gather_p] = _all_gather_t
 transpose_rules[psum_scatter_p] = _psum_scatter_t
 mark_linear(psum_p, all_gather_p, psum_scatter_p)
 
-# ---------------------------------------------------------------------------------------------
-# Batching. Over another axis name: the collective applies to the whole batched array (the
-# batch axis first). Over the vmapped axis itself (named_batch_rules): array operations.
-
-
-def _foreign_elementwise(prim):
-    def rule(size, args, dims, **params):
-        return bind(prim, *args, **params), dims[0]
-
-    return rule
-
-
-def _foreign_all_gather(size, args, dims, axis, tiled, **params):
-    x = moveaxis(args[0], dims[0], 0)
-    return bind(all_gather_p, x, axis=axis + 1, tiled=tiled, **params), 0
-
-
-def _foreign_psum_scatter(size, args, dims, scatter_dimension, tiled, **params):
-    x = moveaxis(args[0], dims[0], 0)
-    return bind(
-        psum_scatter_p, x, scatter_dimension=scatter_dimension + 1, tiled=tiled, **params
-    ), 0
-
-
-for _p in (psum_p, pmax_p, pmin_p):
-    batch_rules[_p] = _foreign_elementwise(_p)
-batch_rules[all_gather_p] = _foreign_all_gather
-batch_rules[psum_scatter_p] = _foreign_psum_scatter
-NO_BATCH_RULE[axis_index_p] = (
-    "has no operands, so the generic path never batches it; under vmap with its axis name, "
-    "named_batch_rules gives the position in the batch"
-)
-
-
-def _summed(x, d, size):
-    """The sum over the instances: over the batch axis, or ``size`` copies of an unbatched x."""
-    return L.mul(x, size) if d is None else L.reduce_sum(x, (d,))
-
-
-def _named_psum(size, args, dims, **params):
-    return _summed(args[0], dims[0], size), None
-
-
-def _named_extremum(reduce):
-    def rule(size, args, dims, **params):
-        (x,), (d,) = args, dims
-        return (x if d is None else reduce(x, (d,))), None
-
-    return rule
-
-
-def _split_axis(x, axis, n):
-    shape = aval_of(x).shape
-    return L.reshape(x, shape[:axis] + (n, shape[axis] // n) + shape[axis + 1 :])
-
-
-def _named_all_gather(size, args, dims, axis, tiled, **params):
-    (x,), (d,) = args, dims
-    if d is None:
-        shape = aval_of(x).shape
-        dims_x = [i for i in range(len(shape) + 1) if i != axis]
-        stacked = L.broadcast_in_dim(x, shape[:axis] + (size,) + shape[axis:], dims_x)
-    else:
-        stacked = moveaxis(x, d, axis)
-    if tiled:  # (.., n, k, ..) -> (.., n * k, ..): instance i's block is rows i*k:(i+1)*k
-        shape = aval_of(stacked).shape
-        stacked = L.reshape(stacked, shape[:axis] + (size * shape[axis + 1],) + shape[axis + 2 :])
-    return stacked, None
-
-
-def _named_psum_scatter(size, args, dims, scatter_dimension, tiled, **params):
-    total = _summed(args[0], dims[0], size)
-    if tiled:
-        total = _split_axis(total, scatter_dimension, size)
-    return total, scatter_dimension  # instance i holds block i of the summed array
-
-
-named_batch_rules[psum_p] = _named_psum
-named_batch_rules[pmax_p] = _named_extremum(L.reduce_max)
-named_batch_rules[pmin_p] = _named_extremum(L.reduce_min)
-named_batch_rules[all_gather_p] = _named_all_gather
-named_batch_rules[psum_scatter_p] = _named_psum_scatter
-named_batch_rules[axis_index_p] = lambda size, args, dims, **p: (L.iota("int32", (size,), 0), 0)
-
-
-# The lowering, the eager calls and the interpreter (they fill ``eager``).
-from autodiff.ops import collectives_mlx  # noqa: E402, F401
+# The batching rules (named and not), and the lowering, the eager calls and the interpreter
+# (which fill ``eager``).
+from autodiff.ops import collectives_mlx, collectives_vmap  # noqa: E402, F401
