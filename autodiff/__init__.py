@@ -1,6 +1,7 @@
 """autodiff: JAX-style composable function transforms for MLX."""
 
 import autodiff.numpy  # noqa: F401,E402  (installs the array surface on tracers)
+from autodiff import distributed
 from autodiff import routing as _routing
 from autodiff.batching import vmap
 from autodiff.config import config
@@ -17,6 +18,7 @@ from autodiff.control import (
     switch,
     while_loop,
 )
+from autodiff.distributed import spmd
 from autodiff.errors import ConcretizationError, TransformError, UnexpectedTracerError
 from autodiff.forward import jvp, linearize
 from autodiff.ir import ClosedJaxpr, Jaxpr, ShapedArray, typecheck

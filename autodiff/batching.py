@@ -1,4 +1,10 @@
-"""Batching: ``vmap``, as ``jax.vmap``."""
+"""Batching: ``vmap``, as ``jax.vmap``.
+
+``axis_name`` names the mapped axis, as in JAX: while ``fun`` is traced the name is bound
+(``autodiff/named_axes.py``), so collectives over it (``ad.lax.psum(x, name)``...) record
+equations with the axis size, and ``vmap_jaxpr`` batches them over the mapped axis
+(``transforms/vmap.py``): ``psum`` is a sum over the batch, ``axis_index`` the position in it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any
 
 from autodiff.api_util import broadcast_prefix, fun_name, trace_fun
 from autodiff.errors import TransformError
+from autodiff.named_axes import axis_frame
 from autodiff.program import Program, cached
 from autodiff.tracing import aval_of
 from autodiff.transforms.vmap import vmap_jaxpr
@@ -15,7 +22,11 @@ from autodiff.tree import tree_flatten, tree_unflatten
 
 
 def vmap(
-    fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None
+    fun: Callable,
+    in_axes: Any = 0,
+    out_axes: Any = 0,
+    axis_size: int | None = None,
+    axis_name: Any = None,
 ) -> Callable:
     """Vectorise ``fun`` over an axis of its inputs, as ``jax.vmap``.
 
@@ -27,9 +38,16 @@ def vmap(
         out_axes: where the mapped axis goes in each output (int, or a pytree prefix of the
             output); None only for outputs that do not depend on mapped inputs.
         axis_size: the size of the mapped axis, needed only when no input is mapped.
+        axis_name: a name (any hashable, e.g. ``"batch"``) for the mapped axis, over which
+            collectives in ``fun`` then act: ``ad.lax.psum(x, "batch")`` sums over the batch,
+            ``ad.lax.axis_index("batch")`` is the position in it. The same ``fun`` run under
+            ``ad.spmd(fun, axis_name="batch")`` on as many processes gives the same numbers.
 
     Example:
         >>> per_example_grads = ad.vmap(ad.grad(loss), in_axes=(None, 0, 0))(params, xs, ys)
+        >>> normalise = ad.vmap(lambda x: x / ad.lax.psum(x, "i"), axis_name="i")
+        >>> normalise(mx.array([1.0, 3.0]))
+        array([0.25, 0.75], dtype=float32)
     """
 
     @functools.wraps(fun, updated=())
@@ -52,7 +70,15 @@ def vmap(
         # Trace one example: a mapped leaf stands for one slice along its axis.
         avals = [_unbatched(aval_of(x), d) for x, d in zip(leaves, canon)]
         nums = tuple(range(len(args)))
-        traced = trace_fun(fun, args, {}, nums, "vmap", leaves=leaves, in_tree=in_tree, avals=avals)
+        if axis_name is None:
+            traced = trace_fun(
+                fun, args, {}, nums, "vmap", leaves=leaves, in_tree=in_tree, avals=avals
+            )
+        else:
+            with axis_frame(axis_name, size):
+                traced = trace_fun(
+                    fun, args, {}, nums, "vmap", leaves=leaves, in_tree=in_tree, avals=avals
+                )
         out_shapes = traced.closed.out_avals
         out_tree = traced.out_tree
         outs_axes = broadcast_prefix(
@@ -60,10 +86,10 @@ def vmap(
         )
         outs_axes = [_out_axis(d, a, name) for d, a in zip(outs_axes, out_shapes)]
         in_dims = [None] * traced.n_consts + canon
-        key = ("vmap", tuple(in_dims), tuple(outs_axes), size, traced.key)
+        key = ("vmap", tuple(in_dims), tuple(outs_axes), size, axis_name, traced.key)
 
         def build():
-            closed, _ = vmap_jaxpr(traced.closed, in_dims, size, outs_axes)
+            closed, _ = vmap_jaxpr(traced.closed, in_dims, size, outs_axes, axis_name)
             return Program(closed, f"vmap_{name}")
 
         program = cached(key, build)

@@ -18,6 +18,7 @@ from autodiff.errors import TransformError
 from autodiff.ir import ClosedJaxpr, Jaxpr
 from autodiff.jit_state import KEY, Implicit
 from autodiff.lower_mlx import Lowered
+from autodiff.named_axes import env_key
 from autodiff.ops.random import current_key, set_current_key
 from autodiff.program import LRUCache, Program, transform_cache
 from autodiff.tracing import Tracer, aval_of, trace_flat
@@ -199,6 +200,7 @@ class Jitted:
             static_vals,
             static_kw,
             state_sig,
+            env_key(),  # the axis names bound around the call (collectives record their sizes)
         )
         entry = jit_cache.get(key)
         if entry is None:

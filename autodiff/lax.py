@@ -256,6 +256,15 @@ from autodiff.ops.bitwise import (  # noqa: E402, F401
     left_shift,
     right_shift,
 )
+from autodiff.ops.collectives import (  # noqa: E402, F401
+    all_gather,
+    axis_index,
+    pmax,
+    pmean,
+    pmin,
+    psum,
+    psum_scatter,
+)
 from autodiff.ops.complex import conj, imag, real  # noqa: E402, F401
 from autodiff.ops.conv import conv_general  # noqa: E402, F401
 from autodiff.ops.cumulative import cummax, cummin, cumprod, logcumsumexp  # noqa: E402, F401

@@ -3,7 +3,8 @@ active, MLX's entry points defer traced values to ``autodiff.numpy``.
 
 When the number of active traces in the process goes from 0 to 1, this module swaps in:
 
-- each ``mx.<name>`` (and ``mx.linalg``, ``mx.fft``, ``mx.fast``, ``mx.random``) for which
+- each ``mx.<name>`` (and ``mx.linalg``, ``mx.fft``, ``mx.fast``, ``mx.random``,
+  ``mx.distributed``) for which
   ``autodiff.numpy`` has a function: the ``autodiff.numpy`` function, which runs the original
   mlx.core function when no argument is traced and records primitives when one is;
 - ``mx.array``'s binary operators, ``__getitem__``, ``__setitem__``, the in-place operators
@@ -388,7 +389,7 @@ def install() -> None:
     import autodiff.numpy as anp
 
     register(mx, anp)
-    for sub in ("linalg", "fft", "fast", "random"):
+    for sub in ("linalg", "fft", "fast", "random", "distributed"):
         ours = getattr(anp, sub, None)
         if ours is not None:
             register(getattr(mx, sub), ours)

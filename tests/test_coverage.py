@@ -1,7 +1,8 @@
 """The checklist of autodiff/extend.py, checked for every primitive: bound by its name, a typed
 wrapper in autodiff.lax, a rule in every table (or a stated reason), transpose rules exactly
 for the linear primitives, and the rule-test table exercising each one. And mlx.core's surface:
-every function of mlx.core, mx.linalg, mx.fft, mx.fast and mx.random in autodiff.numpy or
+every function of mlx.core, mx.linalg, mx.fft, mx.fast, mx.random and mx.distributed in
+autodiff.numpy or
 excluded with a reason, every attribute of mx.array on traced values or excluded with a reason."""
 
 import sys
@@ -115,6 +116,7 @@ _NAMESPACES = {
     "fft.": "fft",
     "fast.": "fast",
     "random.": "random",
+    "distributed.": "distributed",
 }
 
 

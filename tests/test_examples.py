@@ -2,9 +2,11 @@
 examples never rot."""
 
 import importlib.util
+import json
 import runpy
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -82,3 +84,19 @@ def test_gaussian_process():
     assert result["final_grad_norm"] < 1e-2 and result["steps"] <= 8
     assert result["final_nll"] < result["initial_nll"] - 10
     assert result["rmse"] < 0.5 * result["initial_rmse"]
+
+
+def test_data_parallel(tmp_path):
+    from launching import launch
+
+    # one process, the whole batch, checked against plain MLX inside the example
+    single = load("data_parallel").main(fast=True)
+    assert single["max_loss_diff_vs_single_process"] < 1e-5
+    assert single["test_accuracy"] > 0.9
+    # two processes over the ring backend, each with half of every batch: the same run
+    out = tmp_path / "run.json"
+    launch(2, EXAMPLES / "data_parallel.py", "--fast", "--out", str(out), cwd=EXAMPLES.parent)
+    run = json.loads(out.read_text())
+    assert run["processes"] == 2 and run["all_reduces_per_step"] == 1
+    assert run["max_loss_diff_vs_single_process"] < 1e-5
+    np.testing.assert_allclose(run["losses"], single["losses"], rtol=1e-5, atol=1e-5)

@@ -6,19 +6,35 @@ dims for a primitive with several results). Rules are written with
 ``autodiff.lax``. Unbatched operands stay unbatched unless a primitive needs equal shapes
 (elementwise ops broadcast them; the lowering drops broadcasts MLX does implicitly). Most rules
 move the batch axis to the front; elementwise rules keep the first batched operand's axis.
+
+Named axes (``vmap(f, axis_name="i")``, as JAX's BatchTrace with its axis name): a collective
+over ``"i"`` (``psum``, ``all_gather``, ``axis_index``..., ``autodiff/ops/collectives.py``)
+acts over the vmapped axis itself, so it needs a rule that knows it is *this* axis:
+``named_batch_rules[prim](axis_size, args, dims, **params)``, same contract, called for every
+equation whose ``axis_name`` param is the name this ``vmap_eval`` binds, even when no operand is
+batched (``psum`` of an unbatched ``x`` is ``axis_size * x``; ``axis_index`` has no operands).
+A collective over another name is batched by its ordinary ``batch_rules`` entry, like any
+primitive. An equation with sub-jaxprs (cond, scan...) that mentions the name somewhere inside
+is batched even when its operands are not. The batch rules of such primitives call
+``vmap_jaxpr``/``vmap_eval`` on their sub-jaxprs; those calls inherit the name of the
+``vmap_eval`` running them (a thread-local stack of the names being batched), so a ``psum``
+inside a loop body is batched over the same axis.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 from autodiff import lax as L
 from autodiff import primitives as P
-from autodiff.ir import ClosedJaxpr, Literal
+from autodiff.ir import ClosedJaxpr, Literal, sub_jaxprs
 from autodiff.tracing import aval_of, bind, read, trace_flat
 from autodiff.transforms import optimize
 
 batch_rules: dict[P.Primitive, Callable] = {}
+# Collectives over the axis the current vmap binds by name (see the module docstring).
+named_batch_rules: dict[P.Primitive, Callable] = {}
 
 
 def moveaxis(x, src: int, dst: int):
@@ -220,8 +236,39 @@ NO_BATCH_RULE = {P.iota: "has no operands, so it is never batched"}
 # ---------------------------------------------------------------------------------------------
 
 
-def vmap_eval(closed: ClosedJaxpr, args: Sequence, dims: Sequence[int | None], size: int):
-    """Evaluate ``closed`` on batched ``args`` in the current trace; returns (outs, out_dims)."""
+class _Naming(threading.local):
+    def __init__(self):
+        self.names: list = []  # the axis names of the vmap_evals running, innermost last
+
+
+_naming = _Naming()
+INHERIT = object()  # vmap_eval/vmap_jaxpr's default axis_name: that of the running vmap_eval
+
+
+def mentions(eqn, name) -> bool:
+    """Whether ``eqn`` is, or contains in a sub-jaxpr, a collective over axis ``name``."""
+    if eqn.prim in named_batch_rules and eqn.params["axis_name"] == name:
+        return True
+    return any(mentions(e, name) for j in sub_jaxprs(eqn.params) for e in j.jaxpr.eqns)
+
+
+def vmap_eval(
+    closed: ClosedJaxpr, args: Sequence, dims: Sequence[int | None], size: int, axis_name=INHERIT
+):
+    """Evaluate ``closed`` on batched ``args`` in the current trace; returns (outs, out_dims).
+
+    ``axis_name`` names the batched axis for the collectives in ``closed`` (None: unnamed);
+    by default, that of the ``vmap_eval`` whose batch rule is calling this one."""
+    if axis_name is INHERIT:
+        axis_name = _naming.names[-1] if _naming.names else None
+    _naming.names.append(axis_name)
+    try:
+        return _vmap_eval(closed, args, dims, size, axis_name)
+    finally:
+        _naming.names.pop()
+
+
+def _vmap_eval(closed, args, dims, size, axis_name):
     jaxpr = closed.jaxpr
     env = dict(zip(jaxpr.constvars, closed.consts))
     denv: dict = {}
@@ -233,11 +280,15 @@ def vmap_eval(closed: ClosedJaxpr, args: Sequence, dims: Sequence[int | None], s
         vals = [read(env, a) for a in eqn.inputs]
         ds = [denv.get(a) if type(a) is not Literal else None for a in eqn.inputs]
         multiple = eqn.prim.multiple_results
-        if all(d is None for d in ds):
+        if axis_name is not None and mentions(eqn, axis_name):
+            own = eqn.prim in named_batch_rules and eqn.params["axis_name"] == axis_name
+            rule = (named_batch_rules if own else batch_rules).get(eqn.prim)
+        elif all(d is None for d in ds):
             out = bind(eqn.prim, *vals, **eqn.params)
             env.update(zip(eqn.outputs, out if multiple else [out]))
             continue
-        rule = batch_rules.get(eqn.prim)
+        else:
+            rule = batch_rules.get(eqn.prim)
         if rule is None:
             raise NotImplementedError(f"batching rule for '{eqn.prim.name}' is not implemented")
         out, d = rule(size, vals, ds, **eqn.params)
@@ -268,19 +319,23 @@ def vmap_jaxpr(
     in_axes: Sequence[int | None],
     axis_size: int,
     out_axes: Sequence[int | None] | None = None,
+    axis_name=INHERIT,
 ):
     """Batch ``closed`` over ``in_axes`` (None: unbatched input).
 
     With ``out_axes`` the outputs are moved there (unbatched ones broadcast) and those are
     returned as the out axes; otherwise each output keeps the axis its rules gave it (None for
-    an unbatched output). Returns ``(optimised closed jaxpr, out_axes)``.
+    an unbatched output). ``axis_name`` as for :func:`vmap_eval`. Returns ``(optimised closed
+    jaxpr, out_axes)``.
     """
+    if axis_name is INHERIT:
+        axis_name = _naming.names[-1] if _naming.names else None
     avals = []
     for a, d in zip(closed.in_avals, in_axes):
         avals.append(a if d is None else a.update(shape=a.shape[:d] + (axis_size,) + a.shape[d:]))
 
     def fun(*args):
-        outs, dims = vmap_eval(closed, args, in_axes, axis_size)
+        outs, dims = vmap_eval(closed, args, in_axes, axis_size, axis_name)
         if out_axes is None:
             return outs, dims
         return [move_out(o, d, t, axis_size) for o, d, t in zip(outs, dims, out_axes)], list(

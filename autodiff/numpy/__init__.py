@@ -296,5 +296,6 @@ matrix_norm = linalg.norm  # mlx.core's alias of mx.linalg.norm
 euler_gamma = _mx.euler_gamma
 
 # anp.fast: mx.fast's operations as composites, anp.random: mx.random's functions with MLX's
-# values (public submodules, like mx.fast and mx.random)
-from autodiff.numpy import fast, random  # noqa: E402, F401
+# values, anp.distributed: mx.distributed's collectives, traceable (public submodules, like
+# mx.fast, mx.random and mx.distributed)
+from autodiff.numpy import distributed, fast, random  # noqa: E402, F401

@@ -1,8 +1,14 @@
-"""The functions of mlx.core (and mx.linalg, mx.fft, mx.fast) that ``autodiff.numpy`` does not
-provide, each with the reason. ``tests/test_coverage.py`` checks that every public function of
-those namespaces is either in ``autodiff.numpy`` or here, so a new MLX release shows what is new.
+"""The functions of mlx.core (and mx.linalg, mx.fft, mx.fast, mx.distributed) that
+``autodiff.numpy`` does not provide, each with the reason. ``tests/test_coverage.py`` checks
+that every public function of those namespaces is either in ``autodiff.numpy`` or here, so a
+new MLX release shows what is new.
 """
 
+_POINT_TO_POINT = (
+    "point-to-point messages between two ranks are not collectives over a named axis: no "
+    "vmap interpretation, and the order of sends and receives is a side effect the IR does "
+    "not model; call mx.distributed.send/recv on concrete arrays, outside transforms"
+)
 _OPAQUE_KERNEL = (
     "an opaque user kernel (Metal/CUDA source or binary): autodiff cannot trace, differentiate "
     "or batch what it computes, and a custom_vjp around it would still trace its primal; it "
@@ -73,6 +79,13 @@ EXCLUDED: dict[str, str] = {
     "fast.metal_kernel": _OPAQUE_KERNEL,
     "fast.cuda_kernel": _OPAQUE_KERNEL,
     "fast.precompiled_cuda_kernel": _OPAQUE_KERNEL,
+    # mx.distributed: the collectives are anp.distributed (autodiff/ops/collectives.py)
+    "distributed.init": "sets up the process group (no array operation): call it directly, "
+    "ad.spmd does by default",
+    "distributed.is_available": "asks whether a backend exists (no array operation)",
+    "distributed.send": _POINT_TO_POINT,
+    "distributed.recv": _POINT_TO_POINT,
+    "distributed.recv_like": _POINT_TO_POINT,
 }
 
 # Attributes and special methods of mx.array that traced values (autodiff.tracing.Tracer) do
