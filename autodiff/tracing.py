@@ -207,6 +207,13 @@ class Tracer:
     ndim = property(lambda self: len(self.aval.shape))
     size = property(lambda self: self.aval.size)
 
+    def alias(self) -> Tracer:
+        """A new tracer object for the same value. An operation that leaves a value as it is
+        (``astype`` to its own dtype, ``reshape`` to its own shape) returns an alias, not the
+        tracer it was given: as with an mx.array, an in-place update (``y *= 2``) of the result
+        must not change the input object (see ``autodiff/numpy/_inplace.py``)."""
+        return Tracer(self.aval, self.builder, self.ir_var)
+
     def __len__(self):
         if not self.aval.shape:
             raise TypeError("len() of a 0-d array")

@@ -33,6 +33,17 @@ def _has_tracer(args) -> bool:
     return False
 
 
+def distinct(out, args):
+    """``out``, or an alias of it when it is one of the tracers ``args`` (an operation that left
+    its input as it was): MLX returns a new array object, which an in-place update of the
+    result (``y = x.astype(x.dtype); y *= 2``) changes alone."""
+    if type(out) is Tracer:
+        for a in args:
+            if a is out:
+                return out.alias()
+    return out
+
+
 def mirror(mx_fn):
     """Decorate a traced implementation so it defers to ``mx_fn`` on concrete inputs.
 
@@ -45,7 +56,7 @@ def mirror(mx_fn):
         @functools.wraps(traced)
         def f(*args, stream=None, **kwargs):
             if _has_tracer(args) or (kwargs and _has_tracer(kwargs.values())):
-                return traced(*args, **kwargs)
+                return distinct(traced(*args, **kwargs), args)
             if stream is not None:
                 kwargs["stream"] = stream
             return mx_fn(*args, **kwargs)

@@ -21,6 +21,7 @@ from autodiff.numpy import _rearrange as A
 from autodiff.numpy import _reductions as R
 from autodiff.numpy import _shape as S
 from autodiff.numpy import _updates as U
+from autodiff.numpy._core import distinct
 from autodiff.numpy._inplace import update_in_place
 from autodiff.tracing import Tracer, bind
 
@@ -106,7 +107,7 @@ for _name, _fn in {
     setattr(Tracer, f"__{_name}__", (lambda f: lambda self, other: f(self, other))(_fn))
 
 Tracer.__neg__ = lambda self: E.negative(self)
-Tracer.__pos__ = lambda self: self
+Tracer.__pos__ = lambda self: self.alias()
 Tracer.__abs__ = lambda self: E.abs(self)
 Tracer.__invert__ = lambda self: B.bitwise_invert(self)
 Tracer.__getitem__ = lambda self, idx: I.getitem(self, idx)
@@ -151,10 +152,10 @@ Tracer.itemsize = property(lambda self: self.dtype.size)
 Tracer.nbytes = property(lambda self: self.dtype.size * self.aval.size)
 Tracer.T = property(lambda self: S.transpose(self))
 Tracer.mT = property(lambda self: Y.matrix_transpose(self))
-# Traced values are immutable, so a copy is the value itself (copy.deepcopy of a pytree of
-# tracers must not copy the trace they belong to).
-Tracer.__copy__ = lambda self: self
-Tracer.__deepcopy__ = lambda self, memo: self
+# A copy is a new object for the same value (copy.deepcopy of a pytree of tracers must not
+# copy the trace they belong to), which an in-place update changes alone, as MLX's copies.
+Tracer.__copy__ = lambda self: self.alias()
+Tracer.__deepcopy__ = lambda self, memo: self.alias()
 
 
 def _array_namespace(self, api_version=None):
@@ -173,10 +174,13 @@ def _shape_args(args):
     return tuple(args[0]) if len(args) == 1 and not isinstance(args[0], int) else tuple(args)
 
 
-Tracer.reshape = lambda self, *shape: S.reshape(self, _shape_args(shape))
-Tracer.transpose = lambda self, *axes: S.transpose(self, _shape_args(axes) if axes else None)
-Tracer.astype = lambda self, dtype, stream=None: S.astype(self, dtype)
-Tracer.view = lambda self, dtype, stream=None: B.view(self, dtype)
+# (methods that may leave the value as it is return a new tracer object: see Tracer.alias)
+Tracer.reshape = lambda self, *shape: distinct(S.reshape(self, _shape_args(shape)), (self,))
+Tracer.transpose = lambda self, *axes: distinct(
+    S.transpose(self, _shape_args(axes) if axes else None), (self,)
+)
+Tracer.astype = lambda self, dtype, stream=None: distinct(S.astype(self, dtype), (self,))
+Tracer.view = lambda self, dtype, stream=None: distinct(B.view(self, dtype), (self,))
 for _name, _fn in {
     "sum": R.sum,
     "mean": R.mean,
@@ -217,4 +221,6 @@ for _name, _fn in {
     "reciprocal": E.reciprocal,
     "conj": CX.conj,
 }.items():
-    setattr(Tracer, _name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(_fn))
+    setattr(
+        Tracer, _name, (lambda f: lambda self, *a, **k: distinct(f(self, *a, **k), (self,)))(_fn)
+    )

@@ -76,7 +76,29 @@ def _check_axes(ndim: int, axis1: int, axis2: int, fn: str) -> tuple[int, int]:
     return ax1, ax2
 
 
-@mirror(mx.diagonal)
+# MLX 0.32's CPU reductions can loop forever on an empty strided view (the stride of an empty
+# diagonal is left as it comes): mx.sum(mx.diagonal(x, -1, 1, 0)) of a (4, 1, 4) array hangs in
+# some runs. The eager paths below return such views made contiguous (traced, a diagonal is a
+# slice, which MLX keeps contiguous when empty).
+def _no_empty_view(x):
+    return mx.contiguous(x) if x.size == 0 else x
+
+
+def _mx_diagonal(a, offset=0, axis1=0, axis2=1, stream=None):
+    return _no_empty_view(mx.diagonal(a, offset, axis1, axis2, stream=stream))
+
+
+def _mx_diag(a, /, k=0, stream=None):
+    return _no_empty_view(mx.diag(a, k, stream=stream))
+
+
+def _mx_trace(a, /, offset=0, axis1=0, axis2=1, dtype=None, stream=None):
+    mx.trace(a, offset, axis1, axis2, dtype, stream=stream)  # MLX's checks and messages
+    d = _mx_diagonal(a, offset, axis1, axis2, stream=stream)
+    return mx.sum(d if dtype is None else d.astype(dtype), axis=-1, stream=stream)
+
+
+@mirror(_mx_diagonal)
 def diagonal(a, offset: int = 0, axis1: int = 0, axis2: int = 1):
     """The diagonal at ``offset`` of the 2-D subarrays on ``axis1``, ``axis2``, as
     ``mx.diagonal``: those axes are removed and the diagonal is the last axis. A strided
@@ -99,7 +121,7 @@ def diagonal(a, offset: int = 0, axis1: int = 0, axis2: int = 1):
     return as_tracer(lax.slice_in_dim(x, start, stop, m + 1, len(batch)))
 
 
-@mirror(mx.diag)
+@mirror(_mx_diag)
 def diag(a, /, k: int = 0):
     """The ``k``-th diagonal of a 2-D ``a``, or the square matrix with the 1-D ``a`` on its
     ``k``-th diagonal, as ``mx.diag``.
@@ -123,7 +145,7 @@ def diag(a, /, k: int = 0):
     return as_tracer(lax.reshape(lax.pad(a, 0, [(start, hi, n)]), (n, n)))
 
 
-@mirror(mx.trace)
+@mirror(_mx_trace)
 def trace(a, /, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype=None):
     """The sum of the diagonal at ``offset`` on ``axis1``, ``axis2``, as ``mx.trace`` (in
     ``dtype`` if given; booleans sum to int32).
@@ -140,21 +162,10 @@ def trace(a, /, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype=None):
     return sum_(d, axis=-1)
 
 
-@mirror(mx.as_strided)
-def as_strided(
-    a, /, shape: Sequence[int] | None = None, strides: Sequence[int] | None = None, offset: int = 0
-):
-    """A strided view of ``a`` made row-contiguous, as ``mx.as_strided``:
-    ``out[i, j, ...] = a.flatten()[offset + i * strides[0] + j * strides[1] + ...]``
-    (contiguous strides of ``shape`` by default). Traced, it is a ``take`` at those static
-    positions, so it is linear and transposes to a scatter-add (overlapping windows add
-    up). Positions outside ``a`` raise ValueError (MLX would read invalid memory).
-
-    Example:
-        >>> anp.as_strided(x, (3, 2), (1, 1))  # sliding windows of 2 over a 1-D x
-    """
-    size = aval_of(a).size
-    shape = aval_of(a).shape if shape is None else tuple(int(d) for d in shape)
+def _strided_layout(aval, shape, strides, offset):
+    """``as_strided``'s shape and strides, checked to read inside the array."""
+    size = aval.size
+    shape = aval.shape if shape is None else tuple(int(d) for d in shape)
     if any(d < 0 for d in shape):
         raise ValueError("[as_strided] Negative dimensions not allowed.")
     if strides is None:
@@ -162,14 +173,39 @@ def as_strided(
     strides = tuple(int(s) for s in strides)
     if len(strides) != len(shape):
         raise ValueError(f"[as_strided] {len(strides)} strides for a shape of rank {len(shape)}")
+    if all(shape):
+        lo = int(offset) + sum(min(0, (d - 1) * s) for d, s in zip(shape, strides))
+        hi = int(offset) + sum(max(0, (d - 1) * s) for d, s in zip(shape, strides))
+        if lo < 0 or hi >= size:
+            raise ValueError(
+                f"[as_strided] shape {shape}, strides {strides} and offset {offset} reach "
+                f"position {hi if hi >= size else lo}, outside the {size} elements of the array"
+            )
+    return shape, strides
+
+
+def _mx_as_strided(a, /, shape=None, strides=None, offset=0, stream=None):
+    _strided_layout(aval_of(a), shape, strides, offset)  # MLX would read invalid memory
+    return _no_empty_view(mx.as_strided(a, shape, strides, offset, stream=stream))
+
+
+@mirror(_mx_as_strided)
+def as_strided(
+    a, /, shape: Sequence[int] | None = None, strides: Sequence[int] | None = None, offset: int = 0
+):
+    """A strided view of ``a`` made row-contiguous, as ``mx.as_strided``:
+    ``out[i, j, ...] = a.flatten()[offset + i * strides[0] + j * strides[1] + ...]``
+    (contiguous strides of ``shape`` by default). Traced, it is a ``take`` at those static
+    positions, so it is linear and transposes to a scatter-add (overlapping windows add
+    up). Positions outside ``a`` raise ValueError, eager too (MLX would read invalid memory).
+
+    Example:
+        >>> anp.as_strided(x, (3, 2), (1, 1))  # sliding windows of 2 over a 1-D x
+    """
+    size = aval_of(a).size
+    shape, strides = _strided_layout(aval_of(a), shape, strides, offset)
     pos = np.full(shape, int(offset), np.int64)
     for k, (d, s) in enumerate(zip(shape, strides)):
         pos = pos + np.arange(d).reshape([-1 if j == k else 1 for j in range(len(shape))]) * s
-    if pos.size and (pos.min() < 0 or pos.max() >= size):
-        raise ValueError(
-            f"[as_strided] shape {shape}, strides {strides} and offset {offset} reach position "
-            f"{int(pos.max() if pos.max() >= size else pos.min())}, outside the {size} elements "
-            "of the array"
-        )
     flat = lax.reshape(a, (size,))
     return as_tracer(lax.take(flat, mx.array(pos.astype(np.int32)), 0))
