@@ -19,6 +19,7 @@ from autodiff.config import config
 from autodiff.ir import ClosedJaxpr, Var, sub_jaxprs
 from autodiff.lower_control import lower_program
 from autodiff.tracing import Tracer, as_tracer, inline
+from autodiff.transforms.fuse import fuse
 
 
 class Program:
@@ -46,7 +47,8 @@ class Program:
     @property
     def lowered(self):
         if self._lowered is None:
-            self._lowered = lower_program(self.closed, self.name)
+            closed = fuse(self.closed) if config.fuse else self.closed
+            self._lowered = lower_program(closed, self.name)
         return self._lowered
 
     def compiled(self) -> Callable | None:
