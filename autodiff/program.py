@@ -16,7 +16,7 @@ from typing import Any
 import mlx.core as mx
 
 from autodiff.config import config
-from autodiff.ir import ClosedJaxpr, Var, sub_jaxprs
+from autodiff.ir import ClosedJaxpr, Var, sub_jaxprs, typecheck
 from autodiff.lower_control import lower_program
 from autodiff.tracing import Tracer, as_tracer, inline
 from autodiff.transforms.fuse import fuse
@@ -47,7 +47,11 @@ class Program:
     @property
     def lowered(self):
         if self._lowered is None:
-            closed = fuse(self.closed) if config.fuse else self.closed
+            closed = self.closed
+            if config.fuse:  # MLX's fused kernels in place of the subgraphs they compute
+                closed = fuse(closed)
+                if config.typecheck and closed is not self.closed:
+                    typecheck(closed)
             self._lowered = lower_program(closed, self.name)
         return self._lowered
 

@@ -19,7 +19,9 @@ from autodiff.extend import NO_BATCH_RULE, NO_JVP_RULE, bind, def_primitive, imp
 from autodiff.ir import ShapedArray
 from autodiff.lower_mlx import matmul_operands
 
-LOWERING_ONLY = "lowering-only: introduced after all transforms (by the fusion pass, transforms/fuse)"
+LOWERING_ONLY = (
+    "lowering-only: introduced after all transforms (by the fusion pass, transforms/fuse)"
+)
 KERNEL_DTYPES = ("float32", "float16", "bfloat16")  # what MLX's fused kernels take
 
 

@@ -16,6 +16,7 @@ with the root primitives it starts from in ``.roots``):
 ``log_softmax``           ``z - log(sum(exp(z)))`` -> ``x - mx.logsumexp(x)``
 ``logsumexp``             ``log(sum(exp(x - c))) + c`` -> ``mx.logsumexp``
 ``softmax``               ``exp(z) / sum(exp(z))`` (or times ``k / sum``) -> ``mx.softmax``
+``softmax_vjp``           the softmax's derivative rewritten to read only the probabilities
 ``addmm``                 ``alpha * a @ b + beta * c`` -> ``mx.addmm``
 ========================  ==================================================================
 
@@ -49,6 +50,7 @@ from autodiff.transforms.fuse.softmax import (
     match_logsumexp,
     match_softmax,
 )
+from autodiff.transforms.fuse.softmax_grad import match_softmax_vjp
 
 RULES = [
     match_sdpa,
@@ -60,6 +62,7 @@ RULES = [
     match_log_softmax,
     match_logsumexp,
     match_softmax,
+    match_softmax_vjp,
     match_addmm,
 ]
 

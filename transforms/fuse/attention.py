@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from autodiff import primitives as P
-from autodiff.ir import Atom, Eqn
+from autodiff.ir import Atom, Eqn, Var
 from autodiff.ops.fused import fused_sdpa_p
 from autodiff.transforms.fuse.graph import (
     KERNEL_DTYPES,
@@ -81,6 +81,36 @@ def _laid_out(a: Atom, perm: tuple, nb: int, eqns: list) -> Atom:
         eqns.append(new_eqn(P.transpose, [a], {"permutation": perm}))
         a = eqns[-1].outputs[0]
     return reshaped(a, _to4(a.aval.shape, nb), eqns)
+
+
+def _grouped(g: Graph, a: Atom, perm: tuple, region: list):
+    """``(k, perm4)`` when ``transpose(a, perm)``, laid out as ``(B, N_kv, rep, T, D)``, is
+    ``transpose(k, perm4)`` of shape ``(B, N_kv, T, D)`` broadcast over the ``rep`` axis:
+    grouped-query attention, which the kernel takes untiled."""
+    e = g.eqn(a, P.broadcast_in_dim)
+    if e is None or len(perm) != 5 or type(e.inputs[0]) is not Var:
+        return None
+    tmp = [e]
+    src, dims, rep = e.inputs[0], e.params["broadcast_dimensions"], perm[2]
+    if dims == tuple(range(5)) and src.aval.shape[rep] == 1:
+        cur, p = src, list(perm)
+        while (t := g.eqn(cur, P.transpose)) is not None:  # the transpose of k, under it
+            p = [t.params["permutation"][i] for i in p]
+            cur = t.inputs[0]
+            tmp.append(t)
+        ex = g.eqn(cur, P.expand_dims)
+        if ex is None or ex.params["dimensions"] != (p[2],):
+            return None
+        tmp.append(ex)
+        k, j = ex.inputs[0], p[2]
+        perm4 = tuple(c - (c > j) for c in p if c != j)
+    elif rep not in dims and len(dims) == 4:
+        k = src
+        perm4 = tuple(dims.index(d) for d in perm if d != rep)
+    else:
+        return None
+    region += tmp
+    return k, perm4
 
 
 def _shape(a: Atom, perm: tuple) -> tuple:
@@ -238,11 +268,36 @@ def match_sdpa(g: Graph, root: Eqn) -> Match | None:
     qsh, ksh, vsh = _shape(q, qp), _shape(k, kp), _shape(v, vp)
     if ksh[:-1] != vsh[:-1] or qsh[-1] != ksh[-1] or qsh[:-1] != out.shape[:-1]:
         return None
+    group: list = []
+    kg, vg = _grouped(g, k, kp, group), _grouped(g, v, vp, group)
+    if kg is not None and vg is not None:  # q: (B, N_kv, rep, Tq, D) -> (B, N_q, Tq, D)
+        region += group
+        b, n, rep = qsh[:3]
+        (k, kp), (v, vp) = kg, vg
+        merged = g.eqn(q, P.reshape) if qp == tuple(range(5)) else None
+        if merged is not None and merged.inputs[0].aval.shape == (b, n * rep) + qsh[3:]:
+            region.append(merged)  # the queries as they were before being grouped
+            q, qp = merged.inputs[0], (0, 1, 2, 3)
+            sc = g.eqn(q, P.mul)
+            lit = [(x, g.lit(y)) for x, y in operand_pairs(sc)] if sc is not None else []
+            lit = [(x, k_) for x, k_ in lit if k_ is not None and g.lit(x) is None]
+            if lit:
+                region.append(sc)
+                q, scale = lit[0][0], scale * lit[0][1]
     ins = [q, k, v] + ([mask] if mask is not None else [])
+
+    def heads(a: Atom, perm: tuple, eqns: list) -> Atom:
+        """``a`` in the kernel's layout (queries and masks of grouped heads merged)."""
+        if kg is None or vg is None:
+            return _laid_out(a, perm, nb, eqns)
+        if perm != tuple(range(len(perm))):
+            eqns.append(new_eqn(P.transpose, [a], {"permutation": perm}))
+            a = eqns[-1].outputs[0]
+        return reshaped(a, (b, n * rep) + a.aval.shape[3:], eqns) if a.aval.ndim == 5 else a
 
     def build():
         eqns: list = []
-        q4, k4, v4 = (_laid_out(a, p, nb, eqns) for a, p in ((q, qp), (k, kp), (v, vp)))
+        q4, k4, v4 = (heads(a, p, eqns) for a, p in ((q, qp), (k, kp), (v, vp)))
         extra = []
         if mask is not None:
             m = mask
@@ -253,7 +308,7 @@ def match_sdpa(g: Graph, root: Eqn) -> Match | None:
             if src.aval.ndim <= 2 or (nb == 2 and src.aval.ndim <= 4):
                 m = src
             else:
-                m = reshaped(m, _to4(m.aval.shape, nb), eqns)
+                m = heads(m, tuple(range(m.aval.ndim)), eqns)
             extra = [m]
         params = {"scale": float(np.float32(scale)), "mask_kind": kind}
         eqns.append(new_eqn(fused_sdpa_p, [q4, k4, v4, *extra], params))

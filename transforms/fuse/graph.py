@@ -70,6 +70,7 @@ class Graph:
         jaxpr = closed.jaxpr
         self.defs: dict[Var, Eqn] = {}
         self.uses: dict[Var, int] = {}
+        self.users: dict[Var, list[Eqn]] = {}
         uses = self.uses
         for e in jaxpr.eqns:
             for v in e.outputs:
@@ -77,6 +78,7 @@ class Graph:
             for a in e.inputs:
                 if type(a) is Var:
                     uses[a] = uses.get(a, 0) + 1
+                    self.users.setdefault(a, []).append(e)
         for a in jaxpr.outvars:
             if type(a) is Var:
                 uses[a] = uses.get(a, 0) + 1

@@ -31,10 +31,12 @@ _TOL = {"float32": 2e-6, "float16": 2e-3, "bfloat16": 1.6e-2}
 
 
 def _slice_last(g: Graph, a: Atom, region: list):
-    """``(x, start, stop, step)`` when ``a`` is a slice of ``x`` along its last axis only."""
+    """``(x, start, stop, step)`` when ``a`` is a slice of ``x`` along its last axis only; the
+    even or odd features of a slice ``x[..., :dims]`` taken as ``reshape(.., (dims/2, 2))``,
+    ``[..., j]`` (as the transpose of a stack gives them) count as ``x[..., j:dims:2]``."""
     e = g.eqn(a, P.slice_)
     if e is None:
-        return None
+        return _paired(g, a, region)
     x = e.inputs[0]
     start, stop, step = (e.params[k] for k in ("start_indices", "limit_indices", "strides"))
     n = x.aval.ndim
@@ -42,6 +44,24 @@ def _slice_last(g: Graph, a: Atom, region: list):
         return None
     region.append(e)
     return x, start[-1], stop[-1], step[-1]
+
+
+def _paired(g: Graph, a: Atom, region: list):
+    sq = g.eqn(a, P.squeeze)
+    n = a.aval.ndim
+    if sq is None or sq.params["dimensions"] != (n,):
+        return None
+    tmp = [sq]
+    sl = _slice_last(g, sq.inputs[0], tmp)
+    rs = g.eqn(sl[0], P.reshape) if sl is not None and sl[3] == 1 and sl[2] == sl[1] + 1 else None
+    if rs is None or rs.outputs[0].aval.shape != a.aval.shape + (2,):
+        return None
+    tmp.append(rs)
+    whole = _slice_last(g, rs.inputs[0], tmp)
+    if whole is None or whole[1] != 0 or whole[3] != 1:
+        whole = (rs.inputs[0], 0, rs.inputs[0].aval.shape[-1], 1)
+    region += tmp
+    return whole[0], sl[1], whole[2], 2
 
 
 def _table(g: Graph, a: Atom, region: list):

@@ -50,19 +50,30 @@ def _sum_of_exp(g: Graph, s: Atom, region: list, axes=None) -> tuple[Atom, tuple
     return ex.inputs[0], red.params["axes"]
 
 
-def _emit(prim, x, params, scale: float, root: Eqn) -> list[Eqn]:
+def _emit(prim, x, params, scale, root: Eqn) -> list[Eqn]:
+    """``prim(x)`` times ``scale``: a number, or an atom constant along ``params["axes"]``."""
     eqns = [new_eqn(prim, [x], params)]
     out = eqns[-1].outputs[0]
-    if scale != 1:
+    if type(scale) in (int, float) and scale != 1:
         k = Literal(scale, ShapedArray((), out.aval.dtype))
         eqns.append(new_eqn(P.mul, [out, k], {}))
+        out = eqns[-1].outputs[0]
+    elif type(scale) not in (int, float):
+        shape, axes = out.aval.shape, params["axes"]
+        reduced = tuple(n for d, n in enumerate(shape) if d not in axes)
+        kept = tuple(d for d in range(len(shape)) if d not in axes)
+        c = reshaped(scale, reduced, eqns)
+        bc = {"shape": shape, "broadcast_dimensions": kept}
+        eqns.append(new_eqn(P.broadcast_in_dim, [c], bc))
+        eqns.append(new_eqn(P.mul, [out, eqns[-1].outputs[0]], {}))
         out = eqns[-1].outputs[0]
     return finish(eqns, out, root)
 
 
 def softmax_parts(g: Graph, root: Eqn):
     """``(x, axes, k, region)`` when ``root`` is ``k * softmax(x, axes)``: ``exp(z) / sum``,
-    or ``exp(z) * (k / sum)`` (``1 / sum``, ``reciprocal(sum)``), ``z`` a shift of ``x``."""
+    or ``exp(z) * (k / sum)`` (``1 / sum``, ``reciprocal(sum)``), ``z`` a shift of ``x``;
+    ``k`` a number, or an atom shaped as the sum (in derivative programs: a cotangent)."""
     if root.prim not in (P.div, P.mul) or root.outputs[0].aval.dtype not in KERNEL_DTYPES:
         return None
     for e, r in operand_pairs(root):
@@ -73,11 +84,13 @@ def softmax_parts(g: Graph, root: Eqn):
             continue
         src, axes = sp
         k = 1.0
-        if root.prim is P.mul:  # times k / sum, or 1 / sum
+        if root.prim is P.mul:  # times k / sum (k a literal, or constant along the axes)
             inv = g.eqn(src, P.div, P.reciprocal)
-            k = g.lit(inv.inputs[0]) if inv is not None and inv.prim is P.div else 1.0
-            if inv is None or k is None:
+            if inv is None:
                 continue
+            if inv.prim is P.div:
+                k = g.lit(inv.inputs[0])
+                k = inv.inputs[0] if k is None else k
             region.append(inv)
             src = g.keep(inv.inputs[-1], region)
         red = g.eqn(src, P.reduce_sum)
@@ -95,7 +108,8 @@ def match_softmax(g: Graph, root: Eqn) -> Match | None:
         return None
     x, axes, k, region = found
     params = {"axes": axes, "precise": False}
-    return Match("softmax", root, region, [x], lambda: _emit(fused_softmax_p, x, params, k, root))
+    ins = [x] if type(k) in (int, float) else [x, k]
+    return Match("softmax", root, region, ins, lambda: _emit(fused_softmax_p, x, params, k, root))
 
 
 match_softmax.roots = (P.div, P.mul)
