@@ -5,7 +5,8 @@ derivative programs our transforms produce are rewritten alike; the unrewritten 
 the reference it is tested against (``tests/test_fuse.py``).
 
 Rules (``RULES``, in priority order; each a function ``match(graph, eqn) -> Match | None``
-with the root primitives it starts from in ``.roots``):
+with the root primitives it starts from in ``.roots`` and the primitives a program must hold
+for it to be tried in ``.needs``):
 
 ========================  ==================================================================
 ``sdpa``                  ``softmax(scale * q @ k.T [+ mask]) @ v`` -> ``mx.fast.scaled_dot_product_attention``
@@ -66,18 +67,18 @@ RULES = [
     match_addmm,
 ]
 
-_ROOTS = {p for rule in RULES for p in rule.roots}
-
 
 def fuse(closed: ClosedJaxpr) -> ClosedJaxpr:
     """``closed`` with the subgraphs ``RULES`` recognise replaced by fused kernels; the same
     object when nothing is rewritten. Consts, inputs and outputs are unchanged."""
     jaxpr = closed.jaxpr
-    if not any(e.prim in _ROOTS for e in jaxpr.eqns):
+    present = {e.prim for e in jaxpr.eqns}
+    rules = [r for r in RULES if present.issuperset(r.needs) and not present.isdisjoint(r.roots)]
+    if not rules:
         return closed
     g = Graph(closed)
     candidates = []
-    for rule in RULES:
+    for rule in rules:
         for e in reversed(jaxpr.eqns):  # outermost first: a sum's whole chain of terms
             if e.prim in rule.roots:
                 m = rule(g, e)

@@ -318,3 +318,4 @@ def match_sdpa(g: Graph, root: Eqn) -> Match | None:
 
 
 match_sdpa.roots = (P.dot_general,)
+match_sdpa.needs = (P.exp, P.reduce_sum)

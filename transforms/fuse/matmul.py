@@ -67,3 +67,4 @@ def _single_free(dot: Eqn) -> bool:
 
 
 match_addmm.roots = (P.add, P.sub)
+match_addmm.needs = (P.dot_general,)

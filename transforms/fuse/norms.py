@@ -156,3 +156,4 @@ def match_rms_norm(g: Graph, root: Eqn) -> Match | None:
 
 
 match_layer_norm.roots = match_rms_norm.roots = (P.add, P.mul, P.div, P.convert)
+match_layer_norm.needs = match_rms_norm.needs = (P.reduce_sum,)

@@ -248,6 +248,7 @@ def _traditional(g: Graph, root: Eqn, stacked: Atom, rest, region: list):
 
 
 match_rope.roots = (P.concatenate, P.reshape)
+match_rope.needs = (P.slice_,)
 
 
 def match_rope_transposed(g: Graph, root: Eqn) -> Match | None:
@@ -296,3 +297,4 @@ def match_rope_transposed(g: Graph, root: Eqn) -> Match | None:
 
 
 match_rope_transposed.roots = (P.add,)
+match_rope_transposed.needs = (P.pad,)

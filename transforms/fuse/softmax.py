@@ -113,6 +113,7 @@ def match_softmax(g: Graph, root: Eqn) -> Match | None:
 
 
 match_softmax.roots = (P.div, P.mul)
+match_softmax.needs = (P.exp, P.reduce_sum)
 
 
 def match_log_softmax(g: Graph, root: Eqn) -> Match | None:
@@ -155,6 +156,7 @@ def match_log_softmax(g: Graph, root: Eqn) -> Match | None:
 
 
 match_log_softmax.roots = (P.sub,)
+match_log_softmax.needs = (P.exp, P.log)
 
 
 def _lse_terms(g: Graph, root: Eqn, region: list):
@@ -216,6 +218,7 @@ def match_logsumexp(g: Graph, root: Eqn) -> Match | None:
 
 
 match_logsumexp.roots = (P.add, P.sub, P.log)
+match_logsumexp.needs = (P.exp, P.log)
 
 
 def _index(g: Graph, i: Atom, n: int, region: list) -> Atom:
@@ -267,3 +270,4 @@ def match_cross_entropy(g: Graph, root: Eqn) -> Match | None:
 
 
 match_cross_entropy.roots = (P.add, P.sub)
+match_cross_entropy.needs = (P.take_along_axis, P.log)

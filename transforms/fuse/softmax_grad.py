@@ -99,3 +99,4 @@ def _match(root: Eqn, region: list, p: Atom, ct: Atom, axes) -> Match:
 
 
 match_softmax_vjp.roots = (P.mul,)
+match_softmax_vjp.needs = (P.exp, P.reduce_sum)
