@@ -22,8 +22,12 @@ class Config:
         typecheck: typecheck every transform's output before and after optimisation.
         fuse: rewrite recognised subgraphs of lowered programs into MLX's fused kernels
             (``mx.fast.*``, ``mx.addmm``, ``mx.softmax``, ``mx.logsumexp``; see
-            ``autodiff/transforms/fuse``). Changing it empties the program caches, so every
-            program is lowered again under the new setting.
+            ``autodiff/transforms/fuse``): True (the rewrites that pay off on the default
+            device when a program is lowered), False (none), or a collection of rule names
+            (``"sdpa"``, ``"layer_norm"``, ``"rms_norm"``, ``"rope"``, ``"addmm"``,
+            ``"softmax"``, ``"log_softmax"``, ``"logsumexp"``, ``"cross_entropy"``).
+            Changing it empties the program caches, so every program is lowered again under
+            the new setting.
     """
 
     __slots__ = ("compile", "cache_size", "typecheck", "_fuse", "_watchers")
@@ -32,17 +36,18 @@ class Config:
         self.compile: bool | str = "auto"
         self.cache_size: int = 1024
         self.typecheck: bool = False
-        self._fuse: bool = True
+        self._fuse: bool | frozenset = True
         self._watchers: list = []
 
     @property
-    def fuse(self) -> bool:
+    def fuse(self) -> bool | frozenset:
         return self._fuse
 
     @fuse.setter
-    def fuse(self, value: bool):
-        if bool(value) != self._fuse:
-            self._fuse = bool(value)
+    def fuse(self, value):
+        value = value if isinstance(value, bool) else frozenset(value)
+        if value != self._fuse:
+            self._fuse = value
             for fn in self._watchers:
                 fn()
 

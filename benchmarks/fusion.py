@@ -5,7 +5,8 @@ For an attention block written by hand with ``autodiff.numpy`` (the workload of
 ``mx.fast`` (RMS norm, RoPE, fused attention, SwiGLU), forward and gradient programs are
 timed side by side in one process, interleaved, medians over rounds:
 
-- ``ours fused``: our program lowered after the fusion pass, ``mx.compile``d;
+- ``ours fused``: our program lowered after the fusion pass (the rules ``ad.config.fuse =
+  True`` applies on this device), ``mx.compile``d;
 - ``ours unfused``: the same program lowered without it (``ad.config.fuse = False``'s code);
 - ``ad.jit``: the user's path (``ad.jit(f)`` / ``ad.jit(ad.grad(f))``, fusion on);
 - ``mx.compile``: ``mx.compile(f)`` / ``mx.compile(mx.grad(f))``.
@@ -28,6 +29,7 @@ import numpy as np
 import autodiff as ad
 import autodiff.numpy as anp
 from autodiff.lower_control import lower_program
+from autodiff.program import fusion_rules
 from autodiff.transforms.fuse import fuse
 from benchmarks.__main__ import machine
 from benchmarks.harness import time_contenders
@@ -80,7 +82,7 @@ def _direct(fn, args, fused: bool):
     """``fn``'s jitted program lowered with or without the fusion pass, mx.compile'd, called
     on the flat arguments; and its source."""
     closed = ad.jit(fn).trace(*args)
-    low = lower_program(fuse(closed) if fused else closed, "bench")
+    low = lower_program(fuse(closed, fusion_rules()) if fused else closed, "bench")
     compiled, consts, flat = mx.compile(low.fn), closed.consts, ad.tree_leaves(args)
     return (lambda: compiled(*consts, *flat)), low.as_text()
 

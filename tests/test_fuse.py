@@ -18,7 +18,15 @@ import autodiff.numpy as anp
 from autodiff.interpret import interpret
 from autodiff.ir import typecheck
 from autodiff.testing.strategies import arrays, programs, shapes
-from autodiff.transforms.fuse import fuse
+from autodiff.program import fusion_rules
+from autodiff.transforms.fuse import NAMES, SLOWER_ON_CPU, default_rules, fuse
+
+
+@pytest.fixture(autouse=True)
+def _every_rule():
+    """Test every rewrite (on the CPU, ``fuse=True`` leaves out those that are slower there)."""
+    with ad.config.override(fuse=NAMES):
+        yield
 
 CALLS = {
     "sdpa": "mx.fast.scaled_dot_product_attention(",
@@ -415,6 +423,21 @@ def test_switch_and_program_caches():
         _close(f(x), x @ w + b)
         _close(ad.grad(lambda x: mx.sum(x @ w + b))(x), mx.grad(lambda x: mx.sum(x @ w + b))(x))
     assert "mx.addmm" in f.lower(x).as_text()
+
+
+def test_default_rules_by_device():
+    assert default_rules(gpu=True) == NAMES
+    assert default_rules(gpu=False) == NAMES - set(SLOWER_ON_CPU)
+    with ad.config.override(fuse=True):
+        gpu = mx.default_device().type == mx.DeviceType.gpu
+        assert fusion_rules() == default_rules(gpu)
+    with ad.config.override(fuse=["addmm"]):
+        rng = np.random.default_rng(14)
+        x, w, b = _f32(rng, 4, 8), _f32(rng, 8, 8), _f32(rng, 8)
+        text = ad.jit(lambda x: mx.softmax(x @ w + b, axis=-1)).lower(x).as_text()
+        assert _counts(text)["addmm"] == 1 and _counts(text)["softmax"] == 0
+    with pytest.raises(ValueError, match="unknown rule"):
+        fuse(ad.make_jaxpr(lambda x: x)(x), {"flash"})
 
 
 def test_mx_compile_of_fused_programs(compiled):
