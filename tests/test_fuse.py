@@ -17,8 +17,8 @@ import autodiff as ad
 import autodiff.numpy as anp
 from autodiff.interpret import interpret
 from autodiff.ir import typecheck
-from autodiff.testing.strategies import arrays, programs, shapes
 from autodiff.program import fusion_rules
+from autodiff.testing.strategies import arrays, programs, shapes
 from autodiff.transforms.fuse import NAMES, SLOWER_ON_CPU, default_rules, fuse
 
 
@@ -27,6 +27,7 @@ def _every_rule():
     """Test every rewrite (on the CPU, ``fuse=True`` leaves out those that are slower there)."""
     with ad.config.override(fuse=NAMES):
         yield
+
 
 CALLS = {
     "sdpa": "mx.fast.scaled_dot_product_attention(",

@@ -68,7 +68,6 @@ RULES = [
 ]
 
 
-
 def rule_name(rule) -> str:
     """The name a rule is switched by (``ad.config.fuse``): its kernel's."""
     name = rule.__name__.removeprefix("match_")
