@@ -487,6 +487,12 @@ NEAR_MISSES = {
     "lse_shift": lambda x: mx.log(mx.sum(mx.exp(x - 1.0), -1)) + 2.0,
     # attention whose softmax is over the query axis
     "attention_axis": lambda x: mx.softmax(x @ x.T, axis=0) @ x,
+    # (not misses) attention whose scores are shifted by a number (a softmax ignores it: no
+    # mask), and one masked along the keys only
+    "attention_shift": lambda x: mx.softmax(x @ x.T + 3.0, -1) @ x,
+    "attention_key_mask": lambda x: (
+        mx.softmax(mx.where(mx.arange(5) < 3, x @ x.T, -mx.inf), -1) @ x
+    ),
     # attention masked by a finite fill that is not the lowest value
     "attention_fill": lambda x: mx.softmax(mx.where(x @ x.T > 0, x @ x.T, -5.0), -1) @ x,
 }
@@ -499,7 +505,9 @@ def test_near_misses_keep_their_results(name):
     f = NEAR_MISSES[name]
     text = _fused_and_plain(f, (x,))
     _close(ad.jit(f)(x), f(x))
-    if name.startswith(("norm", "attention")):
+    if name in ("attention_shift", "attention_key_mask"):  # not misses: attention
+        assert _counts(text)["sdpa"] == 1
+    elif name.startswith(("norm", "attention")):
         assert "mx.fast." not in text
     _fused_and_plain(ad.grad(lambda x: mx.sum(f(x) ** 2)), (x,))
 

@@ -154,6 +154,8 @@ def _scores(g: Graph, s: Atom, nb: int, region: list):
 
 def _causal(m: np.ndarray, additive: bool) -> bool:
     """Whether the constant mask ``m`` (..., Tq, Tk) is the lower-right causal mask."""
+    if m.ndim < 2:
+        return False
     tq, tk = m.shape[-2:]
     keep = np.arange(tk)[None] <= np.arange(tq)[:, None] + (tk - tq)
     if not additive:
@@ -188,6 +190,8 @@ def _mask(g: Graph, x: Atom, nb: int, region: list):
             if _scores(g, scores, nb, tmp) is None:
                 continue
             region.append(e)
+            if g.lit(m) is not None:  # the same number added to every score: no mask
+                return scores, None, None, False
             value = g.const(_source(g, m))
             if value is not None and _causal(value, True):
                 return scores, None, "causal", False
