@@ -247,7 +247,7 @@ def match_sdpa(g: Graph, root: Eqn) -> Match | None:
         p = cv.inputs[0]
     sm = g.defs.get(p)
     found = softmax_parts(g, sm) if sm is not None else None
-    if found is None or found[1] != (r - 1,) or found[2] != 1:
+    if found is None or found[1] != (r - 1,) or type(found[2]) is Var or found[2] != 1:
         return None
     x, _, _, sm_region = found
     region += [sm, *sm_region]

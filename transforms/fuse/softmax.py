@@ -12,7 +12,7 @@ the simplifier folds the cotangent's factor into the reciprocal).
 from __future__ import annotations
 
 from autodiff import primitives as P
-from autodiff.ir import Atom, Eqn, Literal, ShapedArray
+from autodiff.ir import Atom, Eqn, Literal, ShapedArray, Var
 from autodiff.ops.fused import fused_cross_entropy_p, fused_logsumexp_p, fused_softmax_p
 from autodiff.transforms.fuse.graph import (
     KERNEL_DTYPES,
@@ -54,11 +54,11 @@ def _emit(prim, x, params, scale, root: Eqn) -> list[Eqn]:
     """``prim(x)`` times ``scale``: a number, or an atom constant along ``params["axes"]``."""
     eqns = [new_eqn(prim, [x], params)]
     out = eqns[-1].outputs[0]
-    if type(scale) in (int, float) and scale != 1:
+    if type(scale) is not Var and scale != 1:
         k = Literal(scale, ShapedArray((), out.aval.dtype))
         eqns.append(new_eqn(P.mul, [out, k], {}))
         out = eqns[-1].outputs[0]
-    elif type(scale) not in (int, float):
+    elif type(scale) is Var:
         shape, axes = out.aval.shape, params["axes"]
         reduced = tuple(n for d, n in enumerate(shape) if d not in axes)
         kept = tuple(d for d in range(len(shape)) if d not in axes)
@@ -108,7 +108,7 @@ def match_softmax(g: Graph, root: Eqn) -> Match | None:
         return None
     x, axes, k, region = found
     params = {"axes": axes, "precise": False}
-    ins = [x] if type(k) in (int, float) else [x, k]
+    ins = [x, k] if type(k) is Var else [x]
     return Match("softmax", root, region, ins, lambda: _emit(fused_softmax_p, x, params, k, root))
 
 
@@ -250,9 +250,11 @@ def match_cross_entropy(g: Graph, root: Eqn) -> Match | None:
     if axes != (last,):
         return None
     for i, (sign, t) in enumerate(rest):
-        take = g.eqn(g.keep(t, region), P.take_along_axis)
+        tmp: list = []
+        take = g.eqn(g.keep(t, tmp), P.take_along_axis)
         if sign > 0 or take is None or take.inputs[0] is not x or take.params["axis"] != last:
             continue
+        region += tmp
         targets = g.keep(_index(g, take.inputs[1], x.aval.shape[-1], region), region)
         if targets.aval.shape != x.aval.shape[:-1] or targets.aval.dtype != "int32":
             return None

@@ -14,7 +14,7 @@ softmax's derivative itself; this rewrite only makes room for the forward one.
 from __future__ import annotations
 
 from autodiff import primitives as P
-from autodiff.ir import Atom, Eqn
+from autodiff.ir import Atom, Eqn, Var
 from autodiff.transforms.fuse.graph import Graph, Match, finish, new_eqn, operand_pairs, terms
 from autodiff.transforms.fuse.softmax import softmax_parts
 
@@ -42,7 +42,7 @@ def _probabilities(g: Graph, e: Atom):
     for u in g.users.get(e, ()):
         if u.prim is P.div and u.inputs[0] is e:
             found = softmax_parts(g, u)
-            if found is not None and found[2] == 1:
+            if found is not None and type(found[2]) is not Var and found[2] == 1:
                 return u.outputs[0], u.inputs[1], found[1]
     return None
 
