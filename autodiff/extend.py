@@ -22,7 +22,9 @@ which keeps a family's rules together as ``jax/_src/lax/linalg.py`` does):
 9. **A row** in the table-driven tests (``tests/table.py`` or ``tests/rows/``).
 
 A table that has no rule for a reason says so: ``NO_JVP_RULE[foo_p] = "why"`` (likewise
-``NO_BATCH_RULE``). ``tests/test_coverage.py`` checks every item for every primitive, and that
+``NO_BATCH_RULE``). The fused kernels of ``autodiff/ops/fused.py`` are lowering-only: the fusion
+pass puts them in finished programs after every transform ran, so they have items 1, 2, 7 and
+8 and say so in the other tables (``tests/test_coverage.py`` exempts them from needing a row). ``tests/test_coverage.py`` checks every item for every primitive, and that
 every array function of mlx.core is present in ``autodiff.numpy`` or excluded with a reason.
 
 Example (a primitive that is its own family):

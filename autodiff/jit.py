@@ -356,3 +356,6 @@ def clear_caches() -> None:
         j._fast.clear()
         j.per_thread = threading.local()
         j._direct_tree, j._direct_ok = None, True
+
+
+config.on_lowering_change(clear_caches)

@@ -269,6 +269,16 @@ from autodiff.ops.complex import conj, imag, real  # noqa: E402, F401
 from autodiff.ops.conv import conv_general  # noqa: E402, F401
 from autodiff.ops.cumulative import cummax, cummin, cumprod, logcumsumexp  # noqa: E402, F401
 from autodiff.ops.fft import fft  # noqa: E402, F401
+from autodiff.ops.fused import (  # noqa: E402, F401
+    fused_addmm,
+    fused_cross_entropy,
+    fused_layer_norm,
+    fused_logsumexp,
+    fused_rms_norm,
+    fused_rope,
+    fused_sdpa,
+    fused_softmax,
+)
 from autodiff.ops.gather_mm import gather_mm, gather_qmm  # noqa: E402, F401
 from autodiff.ops.hadamard import hadamard_transform  # noqa: E402, F401
 from autodiff.ops.linalg import cholesky, inv, pinv, solve, tri_inv  # noqa: E402, F401

@@ -149,14 +149,12 @@ lowerings[P.cumsum] = lambda a, ins, outs, axis, reverse: (
 )
 
 
-def _dot_general(args, ins, outs, dimension_numbers):
-    """mx.matmul on operands brought to (batch.., M, K) @ (batch.., K, N), with transposes and
-    reshapes emitted only where the layout needs them."""
+def matmul_operands(args, ins, dimension_numbers) -> tuple[str, str, tuple]:
+    """A dot_general's operands brought to ``(batch.., M, K)`` and ``(batch.., K, N)``, with
+    transposes and reshapes emitted only where the layout needs them; and the shape
+    ``batch + (M, N)`` of their product (``mx.addmm`` shares this with ``mx.matmul``)."""
     (xc, yc), (xb, yb) = dimension_numbers
     (x, y), (xa, ya) = args, ins
-    if xa.ndim == 0 or ya.ndim == 0:
-        # a scalar operand (maybe a literal, emitted as a Python number) scales the other
-        return f"mx.multiply({x}, {y})"
     x_free = tuple(i for i in range(xa.ndim) if i not in xc + xb)
     y_free = tuple(i for i in range(ya.ndim) if i not in yc + yb)
     batch = tuple(xa.shape[d] for d in xb)
@@ -177,8 +175,17 @@ def _dot_general(args, ins, outs, dimension_numbers):
     m, k, n = size(xa, x_free), size(xa, xc), size(ya, y_free)
     x2 = arrange(x, xa, xb + x_free + xc, batch + (m, k))
     y2 = arrange(y, ya, yb + yc + y_free, batch + (k, n))
+    return x2, y2, batch + (m, n)
+
+
+def _dot_general(args, ins, outs, dimension_numbers):
+    """mx.matmul on operands brought to (batch.., M, K) @ (batch.., K, N)."""
+    if ins[0].ndim == 0 or ins[1].ndim == 0:
+        # a scalar operand (maybe a literal, emitted as a Python number) scales the other
+        return f"mx.multiply({args[0]}, {args[1]})"
+    x2, y2, shape = matmul_operands(args, ins, dimension_numbers)
     out = f"mx.matmul({x2}, {y2})"
-    return out if outs[0].shape == batch + (m, n) else f"mx.reshape({out}, {outs[0].shape})"
+    return out if outs[0].shape == shape else f"mx.reshape({out}, {outs[0].shape})"
 
 
 lowerings[P.dot_general] = _dot_general

@@ -16,9 +16,10 @@ from typing import Any
 import mlx.core as mx
 
 from autodiff.config import config
-from autodiff.ir import ClosedJaxpr, Var, sub_jaxprs
+from autodiff.ir import ClosedJaxpr, Var, sub_jaxprs, typecheck
 from autodiff.lower_control import lower_program
 from autodiff.tracing import Tracer, as_tracer, inline
+from autodiff.transforms.fuse import default_rules, fuse
 
 
 class Program:
@@ -46,7 +47,12 @@ class Program:
     @property
     def lowered(self):
         if self._lowered is None:
-            self._lowered = lower_program(self.closed, self.name)
+            closed = self.closed
+            if config.fuse:  # MLX's fused kernels in place of the subgraphs they compute
+                closed = fuse(closed, fusion_rules())
+                if config.typecheck and closed is not self.closed:
+                    typecheck(closed)
+            self._lowered = lower_program(closed, self.name)
         return self._lowered
 
     def compiled(self) -> Callable | None:
@@ -77,6 +83,14 @@ class Program:
         if _any_tracer(args) or _any_tracer(consts):
             return [as_tracer(o) for o in inline(self.closed, args)]
         return list(self._callable()(*consts, *[_as_mx(a) for a in args]))
+
+
+def fusion_rules() -> frozenset:
+    """The fusion rules ``ad.config.fuse`` selects: its names, or (True) the default set for
+    the device programs run on now (``mx.default_device()``)."""
+    if config.fuse is True:
+        return default_rules(gpu=mx.default_device().type == mx.DeviceType.gpu)
+    return frozenset(config.fuse)
 
 
 def _any_tracer(xs: Sequence[Any]) -> bool:

@@ -374,6 +374,66 @@ def transformer_step(quick: bool = False) -> Workload:
     )
 
 
+def _make_attention_block(xp, heads=4):
+    """A multi-head attention block as transformers write it by hand: layer norms, QKV
+    projections with biases, causal softmax attention, an output projection, residuals and a
+    ReLU MLP; the loss is the mean square of its output."""
+
+    def layer_norm(x, w, b):
+        mu = xp.mean(x, axis=-1, keepdims=True)
+        return (x - mu) / xp.sqrt(xp.var(x, axis=-1, keepdims=True) + 1e-5) * w + b
+
+    def block(p, x):
+        b, t, d = x.shape
+        hd = d // heads
+
+        def split(y):
+            return xp.transpose(xp.reshape(y, (b, t, heads, hd)), (0, 2, 1, 3))
+
+        h = layer_norm(x, p["ln1_w"], p["ln1_b"])
+        q, k, v = (split(h @ p["w" + n] + p["b" + n]) for n in "qkv")
+        s = (q @ xp.swapaxes(k, -1, -2)) * float(1 / np.sqrt(hd))
+        s = s + xp.triu(xp.full((t, t), -np.inf, dtype=xp.float32), k=1)
+        s = s - xp.max(s, axis=-1, keepdims=True)
+        a = xp.exp(s)
+        a = a / xp.sum(a, axis=-1, keepdims=True)
+        o = xp.reshape(xp.transpose(a @ v, (0, 2, 1, 3)), (b, t, d))
+        x = x + o @ p["wo"] + p["bo"]
+        h = layer_norm(x, p["ln2_w"], p["ln2_b"])
+        return x + xp.maximum(h @ p["w1"] + p["b1"], 0.0) @ p["w2"] + p["b2"]
+
+    return lambda p, x: xp.mean(block(p, x) ** 2)
+
+
+def attention_block_params(d: int, seed: int = 6):
+    rng = _rng(seed)
+    p = {f"w{n}": _arr(rng.standard_normal((d, d)) / np.sqrt(d)) for n in "qkvo"}
+    p |= {f"b{n}": _arr(0.1 * rng.standard_normal(d)) for n in "qkvo"}
+    p |= {"w1": _arr(rng.standard_normal((d, 4 * d)) / np.sqrt(d)), "b1": mx.zeros(4 * d)}
+    p |= {"w2": _arr(rng.standard_normal((4 * d, d)) / np.sqrt(4 * d)), "b2": mx.zeros(d)}
+    p |= {"ln1_w": mx.ones(d), "ln1_b": mx.zeros(d), "ln2_w": mx.ones(d), "ln2_b": mx.zeros(d)}
+    return p
+
+
+def attention_block(b: int, t: int, d: int) -> Workload:
+    params = attention_block_params(d)
+    x = _arr(_rng(7).standard_normal((b, t, d)))
+    jax, jnp = _jax()
+    c = _grad_contenders(
+        _make_attention_block(anp),
+        (params, x),
+        jax_f=_make_attention_block(jnp) if jax else None,
+        jax_args=_to_jax((params, x)) if jax else None,
+    )
+    return Workload(
+        f"attention block (4 heads), b{b} t{t} d{d}",
+        "model",
+        c,
+        program=lambda: ad.jit(ad.grad(_make_attention_block(anp))).trace(params, x),
+        jax_eqns=_jax_count(_make_attention_block, (params, x)),
+    )
+
+
 def all_workloads(quick: bool) -> list[Callable[[], Workload]]:
     sizes = [10, 1000, 100_000, 10_000_000]
     return (
@@ -382,4 +442,5 @@ def all_workloads(quick: bool) -> list[Callable[[], Workload]]:
         + [lambda k=k: nested_grad(k) for k in (1, 2, 3, 4)]
         + [hvp, hessian_100, per_example, attention]
         + [lambda: transformer_step(quick)]
+        + [lambda: attention_block(1, 64, 64), lambda: attention_block(4, 128, 128)]
     )

@@ -170,10 +170,8 @@ def rope(a, dims: int, *, traditional: bool, base: float | None, scale: float, o
 
 
 def _lowest(dtype: str) -> float:
-    low = {"float16": -65504.0, "bfloat16": -3.3895313892515355e38}
-    if dtype in low:  # NumPy has no bfloat16
-        return low[dtype]
-    return float(np.finfo(np.dtype(dtype)).min)
+    special = {"float16": -65504.0, "bfloat16": -3.3895313892515355e38}
+    return special[dtype] if dtype in special else float(np.finfo(np.dtype(dtype)).min)
 
 
 @mirror(mx.fast.scaled_dot_product_attention)
