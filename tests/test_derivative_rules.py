@@ -11,6 +11,7 @@ import functools
 import mlx.core as mx
 import numpy as np
 import pytest
+from device import for_device
 from hypothesis import given
 from hypothesis import strategies as st
 from table import DIFF_ROWS, FD_ROWS
@@ -63,7 +64,9 @@ def _tangent(a):
 @pytest.mark.parametrize("row", FD_ROWS, ids=[r.name for r in FD_ROWS])
 @given(data=st.data())
 def test_check_grads_second_order(row, data):
-    f, diff_args = _partial(row, row.draw_args(data.draw))
+    args = row.draw_args(data.draw)
+    row = for_device(row, args)
+    f, diff_args = _partial(row, args)
     check_grads(f, diff_args, order=row.order, modes=row.modes, atol=row.rtol, rtol=row.rtol)
 
 
@@ -76,7 +79,9 @@ def _close(a, b, rtol=2e-4, atol=2e-5):
 @pytest.mark.parametrize("row", MX_ROWS, ids=[r.name for r in MX_ROWS])
 @given(data=st.data())
 def test_matches_mlx_first_and_second_order(row, data):
-    f, diff_args = _partial(row, row.draw_args(data.draw))
+    args = row.draw_args(data.draw)
+    row = for_device(row, args)
+    f, diff_args = _partial(row, args)
     g = _scalar(f)
     nums = tuple(range(len(diff_args)))
     rtol, atol = max(2e-4, row.mlx_rtol), max(2e-5, row.mlx_atol)

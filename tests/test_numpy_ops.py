@@ -4,6 +4,7 @@ and the float64 NumPy interpreter agrees within float32 tolerance."""
 import mlx.core as mx
 import numpy as np
 import pytest
+from device import for_device
 from hypothesis import given
 from hypothesis import strategies as st
 from table import ROW_IDS, ROWS
@@ -37,6 +38,7 @@ def assert_matches(got, expected, rtol, atol):
 @given(data=st.data())
 def test_lowering_and_interpreter_match_mlx(row, data):
     args = row.draw_args(data.draw)
+    row = for_device(row, args)
     expected = row.fun(*args)  # concrete mx.arrays: autodiff.numpy calls mlx directly
     closed = ad.make_jaxpr(row.fun)(*args)
     ad.typecheck(closed)

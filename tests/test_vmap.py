@@ -5,6 +5,7 @@ against mx.vmap where MLX supports the primitive. Plus the vmap API and its erro
 import mlx.core as mx
 import numpy as np
 import pytest
+from device import for_device
 from hypothesis import given
 from hypothesis import strategies as st
 from table import ROW_IDS, ROWS
@@ -46,6 +47,7 @@ def _axis_choices(ranks):
 def test_batching_rule_matches_loop(row, data):
     shape = data.draw(row.shapes)
     examples = [tuple(data.draw(a(shape)) for a in row.args) for _ in range(B)]
+    row = for_device(row, examples[0])
     ranks = [x.ndim for x in examples[0]]
     for axes in _axis_choices(ranks):
         batched = [
