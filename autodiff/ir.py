@@ -181,19 +181,11 @@ _PLAIN = (type(None), bool, int, float, complex, str)
 
 
 def _typed_key(params: dict) -> tuple:
-    """The intern table's key: the items with the type of each value, as Python's equality
-    makes ``1 == 1.0 == True`` and ``0.0 == -0.0`` but an equation's params must keep them apart
-    (a fill value's dtype, a signed zero)."""
-    return tuple((k, _typed(v)) for k, v in params.items())
-
-
-def _typed(v):
-    t = type(v)
-    if t is tuple:
-        return (tuple, *map(_typed, v))
-    if t is float and v == 0.0:
-        return (t, v, str(v))
-    return (t, v)
+    """The intern table's key: the items and the type of each value, as Python's equality makes
+    ``1 == 1.0 == True`` but an equation's params must keep them apart (a fill value's dtype).
+    Values inside tuples, and signed zeros, compare by value: no primitive's params hold
+    booleans or floats inside tuples, and the key is on the hot path of every bind."""
+    return tuple(params.items()), tuple(map(type, params.values()))
 
 
 def _plain(v) -> bool:
