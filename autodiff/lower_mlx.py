@@ -272,8 +272,14 @@ def _lower(jaxpr: Jaxpr, name: str, compilable: bool) -> Lowered:
     params = [decl(v) for v in jaxpr.constvars + jaxpr.invars]
     lines = [f"def {name}({', '.join(params)}):"]
     for eqn in jaxpr.eqns:
-        all_lit = all(type(a) is Literal for a in eqn.inputs)
-        args = [_literal_src(a, all_lit) if type(a) is Literal else names[a] for a in eqn.inputs]
+        # A literal is a bare Python scalar (weak: it takes an array operand's dtype) when an
+        # operand of its dtype is an array, else a typed mx.array (select(p, 2**32 - 1, 0) on
+        # uint32 would otherwise be int32).
+        dtypes = {a.aval.dtype for a in eqn.inputs if type(a) is not Literal}
+        args = [
+            _literal_src(a, a.aval.dtype not in dtypes) if type(a) is Literal else names[a]
+            for a in eqn.inputs
+        ]
         rule = lowerings.get(eqn.prim)
         if rule is None:
             raise NotImplementedError(f"no MLX lowering for primitive '{eqn.prim.name}'")

@@ -200,3 +200,19 @@ def test_equation_params_keep_value_types_apart():
             assert (a == b) == (i == j), (a, b)
     assert Params.make({"v": 1}) is made[0]
     assert Params({"v": 1}) == made[0] and Params({"v": True}) != made[0]
+
+
+def test_literals_keep_their_dtype_when_no_array_operand_has_it():
+    # select(p, 2**32 - 1, 7) on uint32 lowered to mx.where(p, 4294967295, 7): int64, not uint32
+    from autodiff import lax
+    from autodiff.ir import Literal, ShapedArray
+
+    def f(x):
+        u = ShapedArray((), "uint32")
+        return lax.select(x > 0, Literal(4294967295, u), Literal(7, u))
+
+    j = ad.jit(f)
+    hi, lo = j(mx.array(1.0)), j(mx.array(-1.0))
+    assert hi.dtype == lo.dtype == mx.uint32 and hi.item() == 4294967295 and lo.item() == 7
+    # a literal next to an array of its dtype stays a weak Python scalar
+    assert "mx.multiply(a, 2.0)" in ad.jit(lambda x: x * 2.0).lower(mx.ones(2)).as_text()
