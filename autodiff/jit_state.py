@@ -22,7 +22,7 @@ import mlx.core as mx
 
 from autodiff.errors import user_frame
 from autodiff.ops.random import KEY, KeyThread, pop_key_thread, push_key_thread
-from autodiff.tracing import Tracer, aval_of, computed_writes
+from autodiff.tracing import ABSENT, Tracer, aval_of, computed_writes, record_write
 
 
 def slots(tree, path=()) -> list[tuple[tuple, object]]:
@@ -37,15 +37,52 @@ def slots(tree, path=()) -> list[tuple[tuple, object]]:
 
 
 def write(root, path: tuple, value) -> None:
+    """``root[path] = value``, making the dicts on the way that are missing (state the traced
+    function created, see :func:`_drop_new`). A traced value stored in a dict is journaled, so
+    the trace puts back what was there when it ends (a module's parameter)."""
     node = root
     for k in path[:-1]:
+        if isinstance(node, dict) and k not in node:
+            dict.__setitem__(node, k, {})
         node = node[k]
     if isinstance(node, tuple):
         raise TypeError(
             "[jit] captured state is written back in place, so it must live in lists and "
             f"dicts, not tuples (at {path})"
         )
+    if type(value) is Tracer and isinstance(node, dict):
+        record_write(node, path[-1], dict.get(node, path[-1], ABSENT))
     node[path[-1]] = value
+
+
+def _drop_new(root, before: set, containers: set) -> None:
+    """Remove the slots of ``root`` that the traced function created (an optimizer's lazily
+    made state, which holds traced values when the trace ends), and the dicts made for them:
+    the objects are left as they were. A call writes them back with their values; after
+    ``.trace()`` or ``.lower()``, the next call runs the program traced from this structure,
+    which creates them."""
+    for path, v in slots(root):
+        if type(v) is not Tracer or path in before:
+            continue
+        nodes = [root]
+        for k in path[:-1]:
+            nodes.append(nodes[-1][k])
+        if not isinstance(nodes[-1], dict):
+            continue
+        dict.pop(nodes[-1], path[-1], None)
+        for parent, k, node in reversed(list(zip(nodes, path, nodes[1:]))):
+            if isinstance(parent, dict) and isinstance(node, dict) and not node:
+                if id(node) not in containers:
+                    dict.pop(parent, k, None)
+
+
+def _containers(tree, out=None) -> set:
+    out = set() if out is None else out
+    if isinstance(tree, (dict, list, tuple)):
+        out.add(id(tree))
+        for v in tree.values() if isinstance(tree, dict) else tree:
+            _containers(v, out)
+    return out
 
 
 def _warn_uncaptured(outs) -> None:
@@ -101,6 +138,8 @@ class Implicit:
         def traced(key, *leaves):
             state, args = leaves[:n_state], leaves[n_state:]
             saved = slots(self.inputs) if self.inputs is not None else []
+            before = {p for p, _ in slots(self.outputs)} if self.outputs is not None else set()
+            made = _containers(self.outputs) if self.outputs is not None else set()
             for (path, _), t in zip(saved, state):
                 write(self.inputs, path, t)
             thread = KeyThread(key.builder, key)
@@ -113,6 +152,8 @@ class Implicit:
                 pop_key_thread()
                 for path, original in saved:  # never leave tracers in the user's objects
                     write(self.inputs, path, original)
+                if self.outputs is not None:
+                    _drop_new(self.outputs, before, made)
             self.out_paths = [p for p, _ in outs]
             self.uses_key = thread.used
             return out, [v for _, v in outs], thread.key

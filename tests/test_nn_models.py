@@ -226,6 +226,42 @@ def test_compiled_step_traces_once():
     assert optimizer.state["step"].item() == 6
 
 
+@pytest.mark.parametrize("first", ["call", "trace", "lower"])
+def test_trace_and_lower_of_a_stateful_step_leave_the_state_as_it_was(first):
+    """``.trace()``/``.lower()`` of a jitted step with captured state change nothing: no traced
+    value is left in the model or the optimizer (also where the optimizer creates its state in
+    the trace), and the steps that follow give MLX's losses."""
+    from autodiff.tracing import Tracer
+
+    def run(mxm, nnm, inspect):
+        model, opt = _make("mlp"), optim.Adam(1e-2)
+        state = [model.state, opt.state]
+        loss_and_grad = nnm.value_and_grad(model, classification)
+
+        def step(x, y):
+            loss, grads = loss_and_grad(model, x, y)
+            opt.update(model, grads)
+            return loss
+
+        if inspect:
+            step = ad.jit(step, inputs=state, outputs=state)
+        else:
+            step = partial(mxm.compile, inputs=state, outputs=state)(step)
+        data, losses = _batches("mlp"), []
+        for i in range(4):
+            if inspect and i == (0 if first != "call" else 1):
+                before = tree_flatten(state)
+                getattr(step, "lower" if first == "lower" else "trace")(*data[i % len(data)])
+                after = tree_flatten(state)
+                assert [k for k, _ in after] == [k for k, _ in before]
+                assert all(a is b for (_, a), (_, b) in zip(after, before))
+                assert not any(type(v) is Tracer for _, v in after)
+            losses.append(step(*data[i % len(data)]).item())
+        return losses
+
+    np.testing.assert_allclose(run(admx, adnn, True), run(mxc, mnn, False), rtol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", [mxc.float16, mxc.bfloat16])
 def test_low_precision_transformer_gradients(dtype):
     """The transformer cast with set_dtype (as mlx-lm runs models): the loss and gradients
