@@ -225,3 +225,46 @@ def test_coverage_counts_add_up():
     # print(t.coverage_counts())"` prints them
     for present, excluded, pending, total in coverage_counts().values():
         assert present + excluded + pending == total
+
+
+def _mlx_parameter_names(fn) -> list[str] | None:
+    """The parameter names in the first line of an mlx.core docstring (its signature)."""
+    import re
+
+    m = re.match(r"^\w+\((.*)\)", (fn.__doc__ or "").split("\n", 1)[0])
+    if m is None:
+        return None
+    names, depth, part = [], 0, ""
+    for ch in m.group(1) + ",":
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            name = re.match(r"\s*\*{0,2}(\w+)", part)
+            if name is not None:
+                names.append(name.group(1))
+            part = ""
+        else:
+            part += ch
+    return names
+
+
+@pytest.mark.parametrize("prefix", list(_NAMESPACES))
+def test_every_function_takes_mlxs_parameter_names(prefix):
+    """A call written for MLX with keyword arguments works with ours: each MLX parameter name is
+    one of ours (functions that are MLX's own objects, re-exported, are skipped)."""
+    import inspect
+
+    wrong = {}
+    for name in _mx_functions(prefix):
+        theirs, ours = eval("mx." + name), _ours(name)
+        if ours is None or ours is theirs or name in EXCLUDED:
+            continue
+        names = _mlx_parameter_names(theirs)
+        assert names is not None, f"no signature line in mx.{name}.__doc__"
+        params = inspect.signature(ours).parameters
+        if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            continue
+        missing = [n for n in names if n not in params]
+        if missing:
+            wrong[name] = missing
+    assert not wrong, f"MLX parameter names missing from autodiff.numpy: {wrong}"

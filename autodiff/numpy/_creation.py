@@ -43,9 +43,11 @@ def ones_like(a, /, dtype=None):
 empty_like = zeros_like
 
 
-def full_like(a, fill_value, dtype=None):
-    """``fill_value`` with ``a``'s shape (and dtype unless given)."""
-    return full(a.shape, fill_value, a.dtype if dtype is None else dtype)
+@mirror(mx.full_like)
+def full_like(a, vals, dtype=None):
+    """``vals`` (broadcast) with ``a``'s shape, in ``a``'s dtype unless ``dtype`` is given, as
+    ``mx.full_like``."""
+    return full(aval_of(a).shape, vals, a.dtype if dtype is None else dtype)
 
 
 @mirror(mx.array)
@@ -68,7 +70,13 @@ def array(val, dtype=None):
     return as_tracer(out)
 
 
-asarray = array
+@mirror(mx.asarray)
+def asarray(a, dtype=None, *, copy=None):
+    """``a`` as an array, as ``mx.asarray`` (traced values are arrays already: ``copy`` makes
+    no difference to a value that is never written in place but through its own object)."""
+    return array(a, dtype)
+
+
 # Shapes are static: these never see a traced value, so they are mlx.core's own functions.
 zeros, ones, arange, eye, identity, linspace, tri = (
     mx.zeros,
