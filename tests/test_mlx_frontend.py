@@ -258,3 +258,13 @@ def test_tracers_never_stay_in_models():
 
     ad.jit(ad.grad(loss))(model.trainable_parameters(), mxc.ones((1, 2)))
     assert not any(type(v) is Tracer for _, v in tree_flatten(model.parameters()))
+
+
+def test_star_import_gives_all_of_mlx_core_with_our_transforms():
+    namespace: dict = {}
+    exec("from autodiff.mlx import *", namespace)
+    plain: dict = {}
+    exec("from mlx.core import *", plain)
+    assert set(plain) - {"__builtins__"} <= set(namespace)
+    assert namespace["sin"] is plain["sin"] and namespace["grad"] is mx.grad
+    assert namespace["compile"] is mx.compile and namespace["compile"] is not plain["compile"]

@@ -26,7 +26,18 @@ from autodiff.mlx._transforms import (
     vmap,
 )
 
-__all__ = [
+
+def _public() -> list[str]:
+    """What ``from autodiff.mlx import *`` gives: all that ``from mlx.core import *`` gives."""
+    import mlx.core
+
+    names = getattr(mlx.core, "__all__", None)
+    if names is None:
+        names = [n for n in dir(mlx.core) if not n.startswith("_")]
+    return sorted(set(names) | set(_TRANSFORMS))
+
+
+_TRANSFORMS = [
     "checkpoint",
     "compile",
     "custom_function",
@@ -36,6 +47,7 @@ __all__ = [
     "vjp",
     "vmap",
 ]
+__all__ = _public()
 
 
 def __getattr__(name):
