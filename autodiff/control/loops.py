@@ -193,3 +193,7 @@ def _i32(x):
     import mlx.core as mx
 
     return L.convert(x, "int32") if type(x) is Tracer else mx.array(int(x), dtype=mx.int32)
+
+
+# The rules of while: autodiff/control/while_rules.py
+from autodiff.control import while_rules as _while_rules  # noqa: E402, F401  (registers them)
