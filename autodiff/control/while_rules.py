@@ -14,8 +14,8 @@ partial evaluation, batching, DCE, invariant hoisting and lowering.
 from __future__ import annotations
 
 from autodiff import lax as L
+from autodiff.control.loop_opt import hoist_invariants
 from autodiff.control.loops import _bind_while, while_p
-from autodiff.control.scan import hoist_invariants
 from autodiff.extend import (
     Zero,
     batch_rules,
