@@ -33,3 +33,20 @@ def test_modules_stay_small():
         "holds, and re-export the moved names from the old module so every import path keeps "
         "working."
     )
+
+
+def test_every_package_is_shipped():
+    """Every package folder is in pyproject.toml's package list (an editable install finds a
+    missing one anyway; a wheel would leave it out: the fusion pass once was)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    dirs = config["tool"]["setuptools"].get("package-dir", {})
+    where = {v: k for k, v in dirs.items()}
+    found = set()
+    for package in PACKAGES:
+        for init in (ROOT / package).rglob("__init__.py"):
+            folder = init.parent.relative_to(ROOT).as_posix()
+            found.add(where.get(folder, folder.replace("/", ".")))
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
