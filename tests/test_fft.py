@@ -5,14 +5,13 @@ under transforms, and the lowered program calling MLX's kernels."""
 import mlx.core as mx
 import numpy as np
 import pytest
+from oracles import optional_jax, requires_jax
 
 import autodiff as ad
 import autodiff.numpy as anp
 from autodiff.testing import check_grads
 
-jax = pytest.importorskip("jax")
-jax.config.update("jax_platforms", "cpu")
-jnp = pytest.importorskip("jax.numpy")
+jax, jnp = optional_jax(jax_platforms="cpu")
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((3, 8)).astype(np.float32)
@@ -44,6 +43,7 @@ CASES = {
 }
 
 
+@requires_jax
 @pytest.mark.parametrize("name", CASES)
 def test_gradients_match_jax(name):
     f, arg = CASES[name]
