@@ -1,0 +1,267 @@
+"""The IR of control flow: loop bodies and cond branches are optimised (dead code removed,
+loop-invariant work hoisted before the loop) without changing results, and ``make_jaxpr``
+prints the sub-jaxprs of ``scan`` and ``cond`` nested, in JAX's notation."""
+
+import mlx.core as mx
+import numpy as np
+
+import autodiff as ad
+import autodiff.numpy as anp
+from autodiff.ir import sub_jaxprs
+
+
+def close(a, b, tol=1e-5):
+    for x, y in zip(ad.tree_leaves(a), ad.tree_leaves(b)):
+        np.testing.assert_allclose(np.array(x), np.array(y), rtol=tol, atol=tol)
+
+
+def names(jaxpr) -> list[str]:
+    """The primitive names of ``jaxpr``'s own equations (not those of its sub-jaxprs)."""
+    return [e.prim.name for e in jaxpr.eqns]
+
+
+def all_names(jaxpr) -> list[str]:
+    """The primitive names of every equation, sub-jaxprs included."""
+    out = []
+    for e in jaxpr.eqns:
+        out.append(e.prim.name)
+        for sub in sub_jaxprs(e.params):
+            out.extend(all_names(sub.jaxpr))
+    return out
+
+
+def only(jaxpr, prim: str):
+    """The one equation of ``jaxpr`` (top level) that binds ``prim``."""
+    (eqn,) = [e for e in jaxpr.eqns if e.prim.name == prim]
+    return eqn
+
+
+def section(text: str, header: str) -> str:
+    """The part of lowered source after ``# <header>`` up to the next ``# `` header."""
+    start = text.index(f"# {header}")
+    end = text.find("\n# ", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimisation inside bodies and branches
+
+W, C0, XS = mx.array(0.3), mx.array([1.0, 2.0]), mx.array([[0.5, -1.0], [2.0, 0.25], [1.0, 1.0]])
+
+
+def scan_f(w, c0, xs):
+    def step(c, x):
+        anp.exp(c)  # dead
+        return c * anp.sin(w) + x, c * 2.0  # sin(w) reads only a closed-over value
+
+    return ad.scan(step, c0, xs)
+
+
+def scan_ref(w, c0, xs):
+    c, ys = c0, []
+    for i in range(xs.shape[0]):
+        ys.append(c * 2.0)
+        c = c * anp.sin(w) + xs[i]
+    return c, anp.stack(ys)
+
+
+def test_scan_body_is_optimised_dead_code_gone_invariant_hoisted():
+    traced = ad.make_jaxpr(scan_f)(W, C0, XS).jaxpr  # as traced: both still in the body
+    body = only(traced, "scan").params["jaxpr"].jaxpr
+    assert "exp" in names(body) and "sin" in names(body)
+
+    opt = ad.jit(scan_f).trace(W, C0, XS).jaxpr
+    scan = only(opt, "scan")
+    body = scan.params["jaxpr"].jaxpr
+    assert "exp" not in all_names(opt)  # the dead exp is gone, from the body too
+    assert "sin" not in names(body)  # the invariant sin(w) runs once ...
+    top = names(opt)
+    assert top.index("sin") < top.index("scan")  # ... before the loop
+    (sin,) = [e for e in opt.eqns if e.prim.name == "sin"]
+    assert sin.inputs == [opt.invars[0]]  # of w itself
+    # it enters the body as a const (after its broadcast, which is invariant too)
+    assert scan.params["num_consts"] >= 1 and "broadcast_in_dim" not in names(body)
+    assert sorted(names(body)) == ["add", "mul", "mul"]
+
+    text = ad.jit(scan_f).lower(W, C0, XS).as_text()
+    loop = section(text, "_body")
+    assert "def scan_body" in loop and "mx.sin" not in loop and "mx.exp" not in loop
+    assert "mx.sin" in section(text, "_seg")  # computed once, in the segment before the loop
+    assert "mx.exp" not in text
+
+    expected = scan_ref(W, C0, XS)
+    close(ad.jit(scan_f)(W, C0, XS), expected)
+    close(scan_f(W, C0, XS), expected)  # eagerly: a Python loop
+    # the hoisted value is still differentiated through (w's gradient flows via sin(w))
+    grad = lambda f: ad.grad(lambda w: anp.sum(f(w, C0, XS)[0]))
+    close(ad.jit(grad(scan_f))(W), grad(scan_ref)(W))
+
+
+def while_f(w, x):
+    def body(c):
+        anp.exp(c)  # dead
+        return c * anp.sin(w) + 1.0  # sin(w) is invariant
+
+    return ad.while_loop(lambda c: anp.sum(c) < 10.0, body, x)
+
+
+def while_ref(w, x):
+    c = np.array(x)
+    while c.sum() < 10.0:
+        c = c * np.sin(float(w)) + 1.0
+    return c
+
+
+def test_while_body_is_optimised_dead_code_gone_invariant_hoisted():
+    w, x = mx.array(1.2), mx.array([1.0, 2.0])
+    traced = ad.make_jaxpr(while_f)(w, x).jaxpr
+    body = only(traced, "while").params["body_jaxpr"].jaxpr
+    assert "exp" in names(body) and "sin" in names(body)
+
+    opt = ad.jit(while_f).trace(w, x).jaxpr
+    loop = only(opt, "while")
+    body = loop.params["body_jaxpr"].jaxpr
+    assert "exp" not in all_names(opt)
+    assert "sin" not in names(body)
+    assert names(opt).index("sin") < names(opt).index("while")
+    assert sorted(names(body)) == ["add", "mul"]
+    # the predicate is untouched: it reads only the carry
+    assert names(loop.params["cond_jaxpr"].jaxpr) == ["reduce_sum", "lt"]
+
+    text = ad.jit(while_f).lower(w, x).as_text()
+    body_src = section(text, "_body")
+    assert "def while_body" in body_src and "mx.sin" not in body_src
+    assert "mx.exp" not in text
+
+    close(ad.jit(while_f)(w, x), while_ref(w, x))
+    close(while_f(w, x), while_ref(w, x))
+
+
+def cond_f(p, w, x):
+    def big(x):
+        anp.exp(x)  # dead
+        return anp.sin(w) * x
+
+    return ad.cond(p > 0, big, lambda x: x - w, x)
+
+
+def test_cond_branches_are_optimised_dead_code_gone():
+    w, x = mx.array(0.3), mx.array([1.0, 2.0])
+    traced = ad.make_jaxpr(cond_f)(mx.array(1.0), w, x).jaxpr
+    taken = only(traced, "cond").params["branches"][1].jaxpr
+    assert "exp" in names(taken)
+
+    opt = ad.jit(cond_f).trace(mx.array(1.0), w, x).jaxpr
+    false_b, true_b = (b.jaxpr for b in only(opt, "cond").params["branches"])
+    assert "exp" not in all_names(opt)
+    assert "sin" in names(true_b)  # a branch's work stays in the branch (it may not run)
+    assert names(false_b) == ["broadcast_in_dim", "sub"]
+
+    text = ad.jit(cond_f).lower(mx.array(1.0), w, x).as_text()
+    assert "mx.exp" not in text and "mx.sin" in section(text, "_branches0[1]")
+
+    for p in (1.0, -1.0):
+        expected = np.sin(0.3) * np.array(x) if p > 0 else np.array(x) - 0.3
+        close(ad.jit(cond_f)(mx.array(p), w, x), expected)
+        close(cond_f(mx.array(p), w, x), expected)
+
+
+def test_nested_loop_bodies_are_optimised_too():
+    def f(w, c0, xs):
+        def outer(c, x):
+            inner = lambda c, _: (c * anp.cos(w) + x, anp.log(c))
+            c, _ = ad.scan(inner, c, None, length=2)  # its ys are dead
+            return c, None
+
+        return ad.scan(outer, c0, xs)[0]
+
+    opt = ad.jit(f).trace(W, C0, XS).jaxpr
+    assert names(opt).index("cos") < names(opt).index("scan")  # hoisted out of both loops
+    outer = only(opt, "scan").params["jaxpr"].jaxpr
+    inner = only(outer, "scan").params["jaxpr"].jaxpr
+    assert "cos" not in all_names(outer)
+    assert "log" not in all_names(opt)  # the inner scan's unused ys were dropped
+    assert only(outer, "scan").params["num_carry"] == 1 and len(inner.outvars) == 1
+
+    def ref(w, c0, xs):
+        c = c0
+        for i in range(xs.shape[0]):
+            for _ in range(2):
+                c = c * np.cos(float(w)) + xs[i]
+        return c
+
+    close(ad.jit(f)(W, C0, XS), ref(W, C0, XS))
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing
+
+
+def printed_f(w, x, xs):
+    def step(c, x):
+        return c * x + w, anp.sin(c)
+
+    c, ys = ad.scan(step, x, xs, reverse=True)
+    return ad.cond(c > 0, lambda a: a * 2.0, lambda a: -a, ys)
+
+
+PRINTED = """\
+{ lambda ; a:f32[] b:f32[] c:f32[3]. let
+    d:f32[] e:f32[3] = scan[
+      jaxpr=
+        { lambda ; f:f32[] g:f32[] h:f32[]. let
+            i:f32[] = mul g h
+            j:f32[] = add i f
+            k:f32[] = sin g
+          in (j, k) }
+      length=3 num_carry=1 num_consts=1 reverse=True unroll=1
+    ] a b c
+    l:bool[] = gt d 0.0
+    m:i32[] = convert[new_dtype=int32] l
+    n:f32[3] = cond[
+      branches=(
+        { lambda ; o:f32[3]. let
+            p:f32[3] = neg o
+          in (p,) }
+        { lambda ; q:f32[3]. let
+            r:f32[3] = mul q 2.0
+          in (r,) }
+      )
+    ] m e
+  in (n,) }"""
+
+
+def test_make_jaxpr_prints_scan_and_cond_sub_jaxprs_nested():
+    args = (mx.array(0.1), mx.array(0.5), mx.array([1.0, 2.0, 3.0]))
+    text = str(ad.make_jaxpr(printed_f)(*args))
+    assert text == PRINTED
+    assert str(ad.make_jaxpr(printed_f)(*args)) == text  # deterministic names
+
+
+NESTED = """\
+{ lambda ; a:f32[] b:f32[2]. let
+    c:f32[] = scan[
+      jaxpr=
+        { lambda ; d:f32[] e:f32[]. let
+            f:bool[] = gt e 0.0
+            g:i32[] = convert[new_dtype=int32] f
+            h:f32[] = cond[
+              branches=(
+                { lambda ; i:f32[] j:f32[]. let  in (j,) }
+                { lambda ; k:f32[] l:f32[]. let
+                    m:f32[] = add k l
+                  in (m,) }
+              )
+            ] g d e
+          in (h,) }
+      length=2 num_carry=1 num_consts=0 reverse=False unroll=1
+    ] a b
+  in (c,) }"""
+
+
+def test_make_jaxpr_prints_a_cond_inside_a_scan_body_one_level_deeper():
+    def f(c0, xs):
+        step = lambda c, x: (ad.cond(x > 0, lambda c, x: c + x, lambda c, x: x, c, x), None)
+        return ad.scan(step, c0, xs)[0]
+
+    assert str(ad.make_jaxpr(f)(mx.array(1.0), mx.array([1.0, -2.0]))) == NESTED
