@@ -1,12 +1,19 @@
 """The IR of control flow: loop bodies and cond branches are optimised (dead code removed,
 loop-invariant work hoisted before the loop) without changing results, and ``make_jaxpr``
-prints the sub-jaxprs of ``scan`` and ``cond`` nested, in JAX's notation."""
+prints the sub-jaxprs of ``scan`` and ``cond`` nested, in JAX's notation. And how custom rules
+take ``nondiff_argnums`` arguments (JAX's convention), to any order, under jit and vmap.
+(tests/test_control.py has the values and derivatives of each control-flow primitive.)"""
+
+import functools
+from functools import partial
 
 import mlx.core as mx
 import numpy as np
+import pytest
 
 import autodiff as ad
 import autodiff.numpy as anp
+from autodiff import TransformError
 from autodiff.ir import sub_jaxprs
 
 
@@ -265,3 +272,89 @@ def test_make_jaxpr_prints_a_cond_inside_a_scan_body_one_level_deeper():
         return ad.scan(step, c0, xs)[0]
 
     assert str(ad.make_jaxpr(f)(mx.array(1.0), mx.array([1.0, -2.0]))) == NESTED
+
+
+# ---------------------------------------------------------------------------------------------
+# nondiff_argnums, as JAX: the rule takes those arguments first; they are not differentiated
+
+
+@partial(ad.custom_jvp, nondiff_argnums=(0,))
+def app(f, x):
+    return f(x)
+
+
+@app.defjvp
+def _app_jvp(f, primals, tangents):
+    (x,), (t,) = primals, tangents
+    return app(f, x), 3.0 * t  # deliberately not f's derivative: shows the rule ran
+
+
+def test_custom_jvp_nondiff_argnums_go_first_to_the_rule_and_may_be_static():
+    x = mx.array(0.7)
+    assert float(app(anp.sin, x)) == pytest.approx(np.sin(0.7), rel=1e-6)
+    close(ad.grad(lambda x: app(anp.sin, x))(x), 3.0)
+    close(ad.jvp(lambda x: app(anp.sin, x), (x,), (mx.array(2.0),)), (np.sin(0.7), 6.0))
+    close(ad.jit(ad.grad(app, 1), static_argnums=0)(anp.cos, x), 3.0)
+    close(ad.vmap(ad.grad(lambda x: app(anp.exp, x)))(mx.array([0.1, 0.2])), np.full(2, 3.0))
+
+
+@partial(ad.custom_jvp, nondiff_argnums=(0,))
+def scaled_sin(k, x):
+    return k * anp.sin(anp.stop_gradient(x))  # without the rule every derivative would be 0
+
+
+@scaled_sin.defjvp
+def _scaled_sin_jvp(k, primals, tangents):
+    (x,), (t,) = primals, tangents
+    return scaled_sin(k, x), scaled_sin(k, x + np.pi / 2) * t  # k cos x, via the rule again
+
+
+def nth_grad(n):
+    return functools.reduce(lambda f, _: ad.grad(f, 1), range(n), scaled_sin)
+
+
+@pytest.mark.parametrize("k", [2.0, mx.array(2.0)], ids=["python", "array"])
+def test_custom_jvp_higher_order_through_the_rule_under_jit_and_vmap(k):
+    x, xs = mx.array(0.7), mx.array([0.1, 0.7, 2.0])
+    expected = [2 * np.sin(0.7), 2 * np.cos(0.7), -2 * np.sin(0.7), -2 * np.cos(0.7)]
+    for n, e in enumerate(expected):  # d^n/dx^n k sin x = k sin(x + n pi/2)
+        close(nth_grad(n)(k, x), e)
+    close(ad.jacfwd(ad.jacfwd(ad.jacfwd(scaled_sin, 1), 1), 1)(k, x), -2 * np.cos(0.7))
+    close(ad.jacfwd(ad.grad(ad.grad(scaled_sin, 1), 1), 1)(k, x), -2 * np.cos(0.7))
+    static = (0,) if isinstance(k, float) else ()  # a traced nondiff argument works too
+    close(ad.jit(nth_grad(3), static_argnums=static)(k, x), -2 * np.cos(0.7))
+    close(ad.vmap(nth_grad(3), in_axes=(None, 0))(k, xs), -2 * np.cos(np.array(xs)))
+    close(ad.jit(ad.vmap(nth_grad(2), in_axes=(None, 0)))(k, xs), -2 * np.sin(np.array(xs)))
+
+
+@partial(ad.custom_vjp, nondiff_argnums=(1,))
+def clip_scale(x, bound, y):
+    return x * y
+
+
+def _clip_scale_fwd(x, bound, y):  # fwd takes every argument, in its place
+    return clip_scale(x, bound, y), (x, y)
+
+
+def _clip_scale_bwd(bound, res, g):  # bwd: the nondiff argument first; cotangents of x and y
+    x, y = res
+    return anp.clip(g * y, -bound, bound), g * x
+
+
+clip_scale.defvjp(_clip_scale_fwd, _clip_scale_bwd)
+
+
+def test_custom_vjp_nondiff_argnums_go_first_to_bwd_under_jit_and_vmap():
+    x, y = mx.array([0.5, -2.0]), mx.array([3.0, 0.1])
+    loss = lambda x, bound, y: anp.sum(clip_scale(x, bound, y))
+    assert np.array(clip_scale(x, 1.0, y)).tolist() == pytest.approx([1.5, -0.2])
+    expected = (np.array([1.0, 0.1]), np.array([0.5, -2.0]))
+    close(ad.grad(loss, (0, 2))(x, 1.0, y), expected)
+    close(ad.jit(ad.grad(loss, (0, 2)), static_argnums=1)(x, 1.0, y), expected)
+    close(ad.jit(ad.grad(loss, (0, 2)))(x, mx.array(1.0), y), expected)  # a traced bound
+    # per example: vmap of the gradient, and the gradient of a vmap
+    close(ad.vmap(ad.grad(lambda x, y: clip_scale(x, 1.0, y), (0, 1)))(x, y), expected)
+    per = lambda x: ad.vmap(lambda x, y: clip_scale(x, 1.0, y))(x, y)
+    close(ad.grad(lambda x: anp.sum(per(x)))(x), expected[0])
+    with pytest.raises(TransformError, match="custom_jvp"):
+        ad.jvp(lambda x: clip_scale(x, 1.0, y), (x,), (x,))
