@@ -358,3 +358,29 @@ def test_custom_vjp_nondiff_argnums_go_first_to_bwd_under_jit_and_vmap():
     close(ad.grad(lambda x: anp.sum(per(x)))(x), expected[0])
     with pytest.raises(TransformError, match="custom_jvp"):
         ad.jvp(lambda x: clip_scale(x, 1.0, y), (x,), (x,))
+
+
+def test_nondiff_argnums_reach_the_rules_in_the_order_given():
+    @partial(ad.custom_jvp, nondiff_argnums=(2, 0))
+    def f(a, x, b):
+        return a * anp.sin(x) + b
+
+    @f.defjvp
+    def f_jvp(b, a, primals, tangents):  # as JAX: args[2], then args[0]
+        (x,), (t,) = primals, tangents
+        return f(a, x, b), a * anp.cos(x) * t
+
+    @partial(ad.custom_vjp, nondiff_argnums=(2, 0))
+    def g(a, x, b):
+        return a * anp.sin(x) + b
+
+    g.defvjp(
+        lambda a, x, b: (g(a, x, b), x),  # fwd: every argument, in its place
+        lambda b, a, x, ct: (a * anp.cos(x) * ct,),  # bwd: args[2], args[0], residuals, ct
+    )
+    x = mx.array(0.5)
+    for h in (f, g):
+        close(h(2.0, x, 10.0), 2.0 * np.sin(0.5) + 10.0)
+        close(ad.grad(h, 1)(2.0, x, 10.0), 2.0 * np.cos(0.5))
+        close(ad.jit(ad.grad(h, 1), static_argnums=(0, 2))(2.0, x, 10.0), 2.0 * np.cos(0.5))
+    close(ad.jvp(lambda x: f(2.0, x, 10.0), (x,), (mx.array(1.0),))[1], 2.0 * np.cos(0.5))
