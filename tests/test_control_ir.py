@@ -384,3 +384,61 @@ def test_nondiff_argnums_reach_the_rules_in_the_order_given():
         close(ad.grad(h, 1)(2.0, x, 10.0), 2.0 * np.cos(0.5))
         close(ad.jit(ad.grad(h, 1), static_argnums=(0, 2))(2.0, x, 10.0), 2.0 * np.cos(0.5))
     close(ad.jvp(lambda x: f(2.0, x, 10.0), (x,), (mx.array(1.0),))[1], 2.0 * np.cos(0.5))
+
+
+def test_traced_nondiff_arguments_are_not_differentiated():
+    @partial(ad.custom_jvp, nondiff_argnums=(0,))
+    def f(a, x):
+        return a * anp.sin(x)
+
+    f.defjvp(lambda a, p, t: (f(a, p[0]), a * anp.cos(p[0]) * t[0]))
+
+    @partial(ad.custom_vjp, nondiff_argnums=(0,))
+    def g(a, x):
+        return a * anp.sin(x)
+
+    g.defvjp(lambda a, x: (g(a, x), x), lambda a, x, ct: (a * anp.cos(x) * ct,))
+    a, x = mx.array(2.0), mx.array(0.5)
+    for h in (f, g):  # as JAX's stop_gradient on them: a zero derivative
+        close(ad.grad(h, (0, 1))(a, x), (0.0, 2.0 * np.cos(0.5)))
+        close(ad.jit(ad.grad(h, (0, 1)))(a, x), (0.0, 2.0 * np.cos(0.5)))
+
+
+def test_nondiff_arguments_computed_inside_the_differentiated_function():
+    # JAX's clip_gradient (jax-ml/jax#2784): a bound computed from x, not read by the function
+    @partial(ad.custom_vjp, nondiff_argnums=(0, 1))
+    def clip_gradient(lo, hi, x):
+        return x
+
+    clip_gradient.defvjp(lambda lo, hi, x: (x, None), lambda lo, hi, _, g: (anp.clip(g, lo, hi),))
+    f = lambda x: clip_gradient(-0.1, x + 0.1, x)
+    close(ad.grad(f)(mx.array(0.1)), 0.2)
+    close(ad.jit(ad.grad(f))(mx.array(0.1)), 0.2)
+
+    @partial(ad.custom_jvp, nondiff_argnums=(1,))
+    def times_two(x, k):
+        return x * 2.0
+
+    times_two.defjvp(lambda k, p, t: (times_two(p[0], k), k * t[0]))  # k, not 2: the rule ran
+    h = lambda x: times_two(x, anp.exp(x))
+    close(ad.grad(h)(mx.array(1.0)), np.e)
+    close(ad.jit(ad.grad(ad.grad(lambda x: h(x) * x)))(mx.array(1.0)), 2 * np.e)
+
+
+def test_vmap_over_a_batched_nondiff_argument():
+    ks, x, xs = mx.array([1.0, 2.0, -3.0]), mx.array(0.7), mx.array([0.1, 0.7, 2.0])
+    close(ad.vmap(scaled_sin, in_axes=(0, None))(ks, x), np.array(ks) * np.sin(0.7))
+    close(ad.vmap(scaled_sin)(ks, xs), np.array(ks) * np.sin(np.array(xs)))
+    # derivatives taken inside the vmap: the rule ran before the batching
+    close(ad.vmap(nth_grad(3), in_axes=(0, None))(ks, x), -np.array(ks) * np.cos(0.7))
+    close(ad.jit(ad.vmap(nth_grad(1)))(ks, xs), np.array(ks) * np.cos(np.array(xs)))
+    bounds = mx.array([0.5, 1.5])
+    per = ad.vmap(ad.grad(lambda x, b, y: clip_scale(x, b, y), (0, 2)))
+    close(
+        per(mx.array([1.0, 1.0]), bounds, mx.array([3.0, 0.1])), (np.array([0.5, 0.1]), np.ones(2))
+    )
+    # after the batching the rule cannot run on the batched argument: a clear error
+    with pytest.raises(TransformError, match="differentiated after vmap batched"):
+        ad.grad(lambda x: anp.sum(ad.vmap(scaled_sin, in_axes=(0, None))(ks, x)))(x)
+    with pytest.raises(TransformError, match="differentiated after vmap batched"):
+        ad.grad(lambda x: anp.sum(ad.vmap(clip_scale, in_axes=(None, 0, None))(x, bounds, x)))(x)

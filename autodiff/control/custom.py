@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import functools
 
-from autodiff.control.common import trace_sub
+from autodiff import lax as L
+from autodiff.control.common import trace_sub, with_leading_invars
 from autodiff.control.custom_call import (  # noqa: F401  (re-exported)
     _Rule,
     custom_jvp_call,
@@ -31,7 +32,7 @@ from autodiff.control.custom_call import (  # noqa: F401  (re-exported)
 )
 from autodiff.control.custom_lin import custom_lin, custom_lin_p  # noqa: F401  (re-exported)
 from autodiff.tracing import Tracer, _state, aval_of, is_tracing
-from autodiff.tree import tree_flatten, tree_unflatten
+from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 
 class _Bound:
@@ -81,14 +82,32 @@ def _trace_call(fun, nondiff, argnums, args, transform):
         return fun(*[nondiff[i] if i in argnums else next(it) for i in range(len(args))])
 
     body, consts, out_tree = trace_sub(call, tree, [aval_of(x) for x in leaves], transform)
+    # Traced nondiff arguments are consts even if the function does not read them: the rule
+    # receives them, so it must see them substituted when it runs (after this trace ends).
+    known = {c.ir_var for c in consts if type(c) is Tracer}
+    traced = []
+    for x in (x for i in argnums for x in tree_leaves(nondiff[i])):
+        if type(x) is Tracer and x.ir_var not in known:
+            known.add(x.ir_var)
+            traced.append(x)
+    if traced:
+        body = with_leading_invars(body, [aval_of(x) for x in traced])
+        consts = traced + list(consts)
     return body, consts, leaves, tree, out_tree
 
 
 def _nondiff(args, nondiff_argnums):
     """The nondiff argument numbers (normalised, in the order given: the order the rule
-    takes them, as JAX) and their values by position."""
+    takes them, as JAX) and their values by position. Traced values among them are not
+    differentiated (JAX's stop_gradient on them): their derivative is zero."""
     order = list(dict.fromkeys(n % len(args) for n in nondiff_argnums))
-    return order, {i: args[i] for i in order}
+    return order, {i: _stopped(args[i]) for i in order}
+
+
+def _stopped(arg):
+    if not any(type(x) is Tracer for x in tree_leaves(arg)):
+        return arg  # static (a callable, a number, ...): passed as it is
+    return tree_map(lambda x: L.stop_gradient(x) if type(x) is Tracer else x, arg)
 
 
 class custom_jvp:
