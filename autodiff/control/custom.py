@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import functools
 
-from autodiff.control.common import trace_sub
+from autodiff import lax as L
+from autodiff.control.common import trace_sub, with_leading_invars
 from autodiff.control.custom_call import (  # noqa: F401  (re-exported)
     _Rule,
     custom_jvp_call,
@@ -31,7 +32,7 @@ from autodiff.control.custom_call import (  # noqa: F401  (re-exported)
 )
 from autodiff.control.custom_lin import custom_lin, custom_lin_p  # noqa: F401  (re-exported)
 from autodiff.tracing import Tracer, _state, aval_of, is_tracing
-from autodiff.tree import tree_flatten, tree_unflatten
+from autodiff.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 
 class _Bound:
@@ -81,11 +82,32 @@ def _trace_call(fun, nondiff, argnums, args, transform):
         return fun(*[nondiff[i] if i in argnums else next(it) for i in range(len(args))])
 
     body, consts, out_tree = trace_sub(call, tree, [aval_of(x) for x in leaves], transform)
+    # Traced nondiff arguments are consts even if the function does not read them: the rule
+    # receives them, so it must see them substituted when it runs (after this trace ends).
+    known = {c.ir_var for c in consts if type(c) is Tracer}
+    traced = []
+    for x in (x for i in argnums for x in tree_leaves(nondiff[i])):
+        if type(x) is Tracer and x.ir_var not in known:
+            known.add(x.ir_var)
+            traced.append(x)
+    if traced:
+        body = with_leading_invars(body, [aval_of(x) for x in traced])
+        consts = traced + list(consts)
     return body, consts, leaves, tree, out_tree
 
 
-def _static_args(args, argnums):
-    return {i: args[i] for i in argnums}
+def _nondiff(args, nondiff_argnums):
+    """The nondiff argument numbers (normalised, in the order given: the order the rule
+    takes them, as JAX) and their values by position. Traced values among them are not
+    differentiated (JAX's stop_gradient on them): their derivative is zero."""
+    order = list(dict.fromkeys(n % len(args) for n in nondiff_argnums))
+    return order, {i: _stopped(args[i]) for i in order}
+
+
+def _stopped(arg):
+    if not any(type(x) is Tracer for x in tree_leaves(arg)):
+        return arg  # static (a callable, a number, ...): passed as it is
+    return tree_map(lambda x: L.stop_gradient(x) if type(x) is Tracer else x, arg)
 
 
 class custom_jvp:
@@ -107,7 +129,8 @@ class custom_jvp:
         functools.update_wrapper(self, fun, updated=())
 
     def defjvp(self, jvp):
-        """Set the rule ``jvp(*nondiff_args, primals, tangents) -> (out, tangent_out)``."""
+        """Set the rule ``jvp(*nondiff_args, primals, tangents) -> (out, tangent_out)``: the
+        ``nondiff_argnums`` arguments come first, in the order ``nondiff_argnums`` lists them."""
         self.jvp = jvp
         return jvp
 
@@ -118,12 +141,11 @@ class custom_jvp:
             )
         if not is_tracing():
             return self.fun(*args)
-        argnums = {n % len(args) for n in self.nondiff_argnums}
-        nondiff = _static_args(args, argnums)
+        order, nondiff = _nondiff(args, self.nondiff_argnums)
         body, consts, leaves, tree, out_tree = _trace_call(
-            self.fun, nondiff, argnums, args, "custom_jvp"
+            self.fun, nondiff, set(order), args, "custom_jvp"
         )
-        rule_fun = _Bound(_call_jvp_rule, self.jvp, tuple(nondiff[i] for i in sorted(argnums)))
+        rule_fun = _Bound(_call_jvp_rule, self.jvp, tuple(nondiff[i] for i in order))
         rule = _Rule((rule_fun,), tree, out_tree, _closure_pairs(consts))
         outs = custom_jvp_call(body, rule, consts, leaves)
         return tree_unflatten(out_tree, outs)
@@ -151,8 +173,10 @@ class custom_vjp:
         functools.update_wrapper(self, fun, updated=())
 
     def defvjp(self, fwd, bwd):
-        """Set ``fwd(*args) -> (out, residuals)`` and ``bwd(*nondiff_args, residuals, g) ->
-        tuple of cotangents`` (one per differentiable argument; None means zero)."""
+        """Set ``fwd(*args) -> (out, residuals)`` (every argument, in its place) and
+        ``bwd(*nondiff_args, residuals, g) -> tuple of cotangents`` (the ``nondiff_argnums``
+        arguments in the order it lists them; one cotangent per differentiable argument, None
+        meaning zero)."""
         self.fwd, self.bwd = fwd, bwd
 
     def __call__(self, *args):
@@ -160,14 +184,13 @@ class custom_vjp:
             raise TypeError(f"[custom_vjp] `{self.__name__}` has no rule: set it with .defvjp")
         if not is_tracing():
             return self.fun(*args)
-        argnums = {n % len(args) for n in self.nondiff_argnums}
-        nondiff = _static_args(args, argnums)
+        order, nondiff = _nondiff(args, self.nondiff_argnums)
         body, consts, leaves, tree, out_tree = _trace_call(
-            self.fun, nondiff, argnums, args, "custom_vjp"
+            self.fun, nondiff, set(order), args, "custom_vjp"
         )
-        static = tuple(nondiff[i] for i in sorted(argnums))
-        fwd = _Bound(_call_fwd, self.fwd, tuple(sorted(argnums)), static)
-        bwd = _Bound(_call_bwd, self.bwd, static)
+        positions = tuple(sorted(order))  # fwd takes every argument in its place
+        fwd = _Bound(_call_fwd, self.fwd, positions, tuple(nondiff[i] for i in positions))
+        bwd = _Bound(_call_bwd, self.bwd, tuple(nondiff[i] for i in order))  # as given
         rule = _Rule((fwd, bwd), tree, out_tree, _closure_pairs(consts))
         outs = custom_vjp_call(body, rule, consts, leaves)
         return tree_unflatten(out_tree, outs)

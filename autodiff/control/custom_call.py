@@ -3,7 +3,9 @@
 
 Each holds the function as a sub-jaxpr (``call``) and the user's rule as a :class:`_Rule`.
 Evaluation, lowering and batching treat the equations as calls of ``call``; batching keeps the
-custom rule by batching it too (or runs MLX's ``custom_function.vmap`` rule). The JVP of
+custom rule by batching it too (or runs MLX's ``custom_function.vmap`` rule), unless a value the
+function closes over (or a traced ``nondiff_argnums`` argument) is batched: the rule takes those
+unbatched, so the batched equation evaluates but raises if differentiated. The JVP of
 ``custom_jvp_call`` runs the rule on the current primals and tangents; that of
 ``custom_vjp_call``, which emits ``custom_lin``, is in ``autodiff/control/custom_lin.py``.
 """
@@ -129,19 +131,21 @@ def _custom_batch(prim):
     def rule(size, args, dims, call, rule, num_consts):
         if rule.options.get("vmap") is not None:  # MLX's custom_function.vmap
             return _user_vmap(rule, args[num_consts:], dims[num_consts:])
-        if any(d is not None for d in dims[:num_consts]):
-            raise TransformError(
-                f"[vmap] of a {prim.name.replace('_call', '')} function that closes over a "
-                "batched value: pass that value as an argument instead"
-            )
+        # a batched closure (or traced nondiff argument): the call is batched, but the rule
+        # can't be (it takes those values unbatched), so differentiating it afterwards raises
+        closure_dims = list(dims[:num_consts])
+        batched_closure = any(d is not None for d in closure_dims)
         args = list(args[:num_consts]) + [
             to_front(a, d, size) for a, d in zip(args[num_consts:], dims[num_consts:])
         ]
-        in_dims = [None] * num_consts + [0] * (len(args) - num_consts)
+        in_dims = closure_dims + [0] * (len(args) - num_consts)
         body = vmap_jaxpr(call, in_dims, size, [0] * len(call.out_avals))[0]
         from autodiff.batching import vmap
 
-        funs = tuple(vmap(f) for f in rule.funs)
+        if batched_closure:
+            funs = (_BatchedClosure(prim.name),) * len(rule.funs)
+        else:
+            funs = tuple(vmap(f) for f in rule.funs)
         batched = _Rule(funs, rule.in_tree, rule.out_tree, rule.closure, batched=True)
         from autodiff.control.scan_rules import opened
 
@@ -154,6 +158,30 @@ def _custom_batch(prim):
         return outs, [0] * len(outs)
 
     batch_rules[prim] = rule
+
+
+class _BatchedClosure:
+    """The rule of a custom function batched over a value it closes over (or a traced
+    ``nondiff_argnums`` argument): differentiating it raises."""
+
+    __slots__ = ("prim", "__name__")
+
+    def __init__(self, prim: str):
+        self.prim, self.__name__ = prim, "batched_closure"
+
+    def __call__(self, *args):
+        kind = self.prim.replace("_call", "")
+        raise TransformError(
+            f"[{kind}] a {kind} function is differentiated after vmap batched a value it closes "
+            "over or a nondiff_argnums argument; the rule takes those unbatched. Differentiate "
+            "inside the vmap instead (vmap of grad), or pass that value as an ordinary argument."
+        )
+
+    def __eq__(self, other):
+        return type(other) is _BatchedClosure and other.prim == self.prim
+
+    def __hash__(self):
+        return hash(("batched_closure", self.prim))
 
 
 def _user_vmap(rule, args, dims):
