@@ -216,3 +216,14 @@ def test_literals_keep_their_dtype_when_no_array_operand_has_it():
     assert hi.dtype == lo.dtype == mx.uint32 and hi.item() == 4294967295 and lo.item() == 7
     # a literal next to an array of its dtype stays a weak Python scalar
     assert "mx.multiply(a, 2.0)" in ad.jit(lambda x: x * 2.0).lower(mx.ones(2)).as_text()
+
+
+def test_errors_of_composites_name_the_users_line():
+    # checks made by autodiff.numpy's composites (not a primitive's shape rule) say where too
+    def f(x):
+        return anp.matmul(x, anp.ones((3, 2)))
+
+    with pytest.raises(ValueError, match=r"(?s)matmul: last axis.*in `f` at .*anp\.matmul"):
+        ad.jit(f)(mx.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"(?s)axis1 and axis2.*in `<lambda>`"):
+        ad.grad(lambda x: anp.trace(x, 0, 0, 0))(mx.ones((2, 2)))

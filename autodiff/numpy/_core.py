@@ -16,6 +16,7 @@ import mlx.core as mx
 
 from autodiff import lax
 from autodiff.dtypes import dtype_name, is_inexact, join, weak_result
+from autodiff.errors import user_location
 from autodiff.ir import Literal
 from autodiff.lower_mlx import MX_DTYPES
 from autodiff.tracing import Tracer, aval_of
@@ -56,7 +57,14 @@ def mirror(mx_fn):
         @functools.wraps(traced)
         def f(*args, stream=None, **kwargs):
             if _has_tracer(args) or (kwargs and _has_tracer(kwargs.values())):
-                return distinct(traced(*args, **kwargs), args)
+                try:
+                    return distinct(traced(*args, **kwargs), args)
+                except (TypeError, ValueError) as e:
+                    # a composite's own check (a primitive's carries it already from bind):
+                    # say where in the user's code
+                    if type(e) in (TypeError, ValueError) and "\nin `" not in str(e):
+                        raise type(e)(f"{e}\n{user_location()}") from None
+                    raise
             if stream is not None:
                 kwargs["stream"] = stream
             return mx_fn(*args, **kwargs)
