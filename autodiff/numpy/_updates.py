@@ -110,30 +110,38 @@ def _one_array_index(comps) -> bool:
     )
 
 
-def _update_along_axis(x, comps, v, mode):
-    """``x[:, i] = y`` as one scatter along that axis (no flattening, no table of positions);
-    out-of-bounds indices go to one more slab along the axis, cut off after."""
-    shape, dtype = aval_of(x).shape, aval_of(x).dtype
-    ax = next(k for k, c in enumerate(comps) if type(c) is not slice)
-    d, i = shape[ax], comps[ax]
+def _wrap_index(i, d: int):
+    """An integer index array of an axis of length ``d``: negatives counted from the end, and
+    those out of bounds set to ``d`` (one past the end, where the caller drops them); an int32
+    tracer for a traced index, else an int32 NumPy array."""
     if type(i) is Tracer:
         if not is_int(i.aval.dtype):
             raise IndexError(f"arrays used as indices must be integers, got {i.aval.str_short()}")
         i = lax.convert(i, "int32")
         i = lax.select(lax.lt(i, 0), lax.add(i, d), i)
-        i = lax.select(lax.logical_and(lax.ge(i, 0), lax.lt(i, d)), i, d)
+        return lax.select(lax.logical_and(lax.ge(i, 0), lax.lt(i, d)), i, d)
+    a = np.asarray(i)
+    if a.dtype.kind not in "iu":
+        raise IndexError(
+            f"arrays used as indices of an update must be integers, got {a.dtype} "
+            "(a boolean mask works only alone: `x[mask] = value`)"
+        )
+    a = np.where(a < 0, a + d, a)
+    return np.where((a < 0) | (a >= d), d, a).astype(np.int32)
+
+
+def _update_along_axis(x, comps, v, mode):
+    """``x[:, i] = y`` as one scatter along that axis (no flattening, no table of positions);
+    out-of-bounds indices go to one more slab along the axis, cut off after."""
+    shape, dtype = aval_of(x).shape, aval_of(x).dtype
+    ax = next(k for k, c in enumerate(comps) if type(c) is not slice)
+    d = shape[ax]
+    i = _wrap_index(comps[ax], d)
+    if type(i) is Tracer:
         dump = True
     else:
-        a = np.asarray(i)
-        if a.dtype.kind not in "iu":
-            raise IndexError(
-                f"arrays used as indices of an update must be integers, got {a.dtype} "
-                "(a boolean mask works only alone: `x[mask] = value`)"
-            )
-        a = np.where(a < 0, a + d, a)
-        bad = (a < 0) | (a >= d)
-        dump = bool(bad.any())
-        i = mx.array(np.where(bad, d, a).astype(np.int32))
+        dump = bool((i == d).any())
+        i = mx.array(i)
     ishape = aval_of(i).shape
     v = _fit(v, shape[:ax] + ishape + shape[ax + 1 :], dtype)
     if 0 in aval_of(v).shape:
@@ -218,24 +226,9 @@ def _positions(shape, comps):
         if _is_int(c):
             k = int(c)
             c = k % d if -d <= k < d else np.array(d, np.int32)
-        elif type(c) is Tracer:
-            if not is_int(aval_of(c).dtype):
-                raise IndexError(
-                    f"arrays used as indices must be integers, got {c.aval.str_short()}"
-                )
-            c = lax.convert(c, "int32")
-            c = lax.select(lax.lt(c, 0), lax.add(c, d), c)
-            c = lax.select(lax.logical_and(lax.ge(c, 0), lax.lt(c, d)), c, d)
-            traced = True
         else:
-            a = np.asarray(c)
-            if a.dtype.kind not in "iu":
-                raise IndexError(
-                    f"arrays used as indices of an update must be integers, got {a.dtype} "
-                    "(a boolean mask works only alone: `x[mask] = value`)"
-                )
-            a = np.where(a < 0, a + d, a)
-            c = np.where((a < 0) | (a >= d), d, a).astype(np.int32)
+            c = _wrap_index(c, d)
+            traced = traced or type(c) is Tracer
         if type(c) is Tracer or (isinstance(c, np.ndarray) and (c == d).any()):
             ext[ax] = d + 1
             dump = True
