@@ -33,7 +33,7 @@ from autodiff.program import fusion_rules
 from autodiff.transforms.fuse import fuse
 from benchmarks.__main__ import machine
 from benchmarks.harness import time_contenders
-from benchmarks.workloads import _make_attention_block, attention_block_params
+from benchmarks.workloads import _make_attention_block, attention_block_params, transformer_layer
 
 CALLS = {
     "sdpa": "mx.fast.scaled_dot_product_attention(",
@@ -47,25 +47,8 @@ CALLS = {
 }
 
 
-def _transformer_layer(heads=4):
-    def layer(p, x):
-        b, t, d = x.shape
-        hd = d // heads
-
-        def split(y):
-            return mx.transpose(mx.reshape(y, (b, t, heads, hd)), (0, 2, 1, 3))
-
-        h = mx.fast.rms_norm(x, p["n1"], 1e-5)
-        q, k, v = (split(h @ p["w" + n]) for n in "qkv")
-        q = mx.fast.rope(q, hd, traditional=False, base=10000.0, scale=1.0, offset=0)
-        k = mx.fast.rope(k, hd, traditional=False, base=10000.0, scale=1.0, offset=0)
-        o = mx.fast.scaled_dot_product_attention(q, k, v, scale=hd**-0.5, mask="causal")
-        x = x + mx.reshape(mx.transpose(o, (0, 2, 1, 3)), (b, t, d)) @ p["wo"]
-        h = mx.fast.rms_norm(x, p["n2"], 1e-5)
-        g = h @ p["wg"]
-        return x + (g * mx.sigmoid(g) * (h @ p["wu"])) @ p["wd"]
-
-    return lambda p, x: mx.mean(layer(p, x) ** 2)
+def _transformer_layer():
+    return lambda p, x: mx.mean(transformer_layer(p, x) ** 2)
 
 
 def _layer_params(d, seed=8):

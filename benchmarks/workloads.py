@@ -415,6 +415,26 @@ def attention_block_params(d: int, seed: int = 6):
     return p
 
 
+def transformer_layer(p, x, heads=4):
+    """A pre-norm (Llama-style) layer written with mlx.core and mx.fast, as mlx-lm's models:
+    RMS norms, RoPE, causal scaled-dot-product attention and a SwiGLU MLP."""
+    b, t, d = x.shape
+    hd = d // heads
+
+    def split(y):
+        return mx.transpose(mx.reshape(y, (b, t, heads, hd)), (0, 2, 1, 3))
+
+    h = mx.fast.rms_norm(x, p["n1"], 1e-5)
+    q, k, v = (split(h @ p["w" + n]) for n in "qkv")
+    q = mx.fast.rope(q, hd, traditional=False, base=10000.0, scale=1.0, offset=0)
+    k = mx.fast.rope(k, hd, traditional=False, base=10000.0, scale=1.0, offset=0)
+    o = mx.fast.scaled_dot_product_attention(q, k, v, scale=hd**-0.5, mask="causal")
+    x = x + mx.reshape(mx.transpose(o, (0, 2, 1, 3)), (b, t, d)) @ p["wo"]
+    h = mx.fast.rms_norm(x, p["n2"], 1e-5)
+    g = h @ p["wg"]
+    return x + (g * mx.sigmoid(g) * (h @ p["wu"])) @ p["wd"]
+
+
 def attention_block(b: int, t: int, d: int) -> Workload:
     params = attention_block_params(d)
     x = _arr(_rng(7).standard_normal((b, t, d)))

@@ -20,6 +20,7 @@ from autodiff.ir import typecheck
 from autodiff.program import fusion_rules
 from autodiff.testing.strategies import arrays, programs, shapes
 from autodiff.transforms.fuse import NAMES, SLOWER_ON_CPU, default_rules, fuse
+from benchmarks.workloads import transformer_layer  # the layer the fusion benchmark times
 
 
 @pytest.fixture(autouse=True)
@@ -67,25 +68,6 @@ def attention_block(p, x, heads=4):
     x = x + anp.reshape(anp.transpose(a @ v, (0, 2, 1, 3)), (b, t, d)) @ p["wo"] + p["bo"]
     h = layer_norm(x, p["ln2_w"], p["ln2_b"])
     return x + anp.maximum(h @ p["w1"] + p["b1"], 0.0) @ p["w2"] + p["b2"]
-
-
-def transformer_layer(p, x, heads=4):
-    """A pre-norm (llama-style) layer written with mlx.core and mx.fast, as mlx-lm's models."""
-    b, t, d = x.shape
-    hd = d // heads
-
-    def split(y):
-        return mx.transpose(mx.reshape(y, (b, t, heads, hd)), (0, 2, 1, 3))
-
-    h = mx.fast.rms_norm(x, p["n1"], 1e-5)
-    q, k, v = (split(h @ p["w" + n]) for n in "qkv")
-    q = mx.fast.rope(q, hd, traditional=False, base=10000.0, scale=1.0, offset=0)
-    k = mx.fast.rope(k, hd, traditional=False, base=10000.0, scale=1.0, offset=0)
-    o = mx.fast.scaled_dot_product_attention(q, k, v, scale=hd**-0.5, mask="causal")
-    x = x + mx.reshape(mx.transpose(o, (0, 2, 1, 3)), (b, t, d)) @ p["wo"]
-    h = mx.fast.rms_norm(x, p["n2"], 1e-5)
-    g = h @ p["wg"]
-    return x + (g * mx.sigmoid(g) * (h @ p["wu"])) @ p["wd"]
 
 
 def block_params(d=32, f=64, vocab=16, seed=0):
