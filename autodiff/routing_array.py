@@ -19,16 +19,8 @@ import types
 import mlx.core as mx
 
 from autodiff import tracing
+from autodiff.tracer import has_tracer
 from autodiff.tracing import Tracer
-
-
-def _has_tracer(xs) -> bool:
-    for x in xs:
-        t = type(x)
-        if t is Tracer or ((t is list or t is tuple) and _has_tracer(x)):
-            return True
-    return False
-
 
 # ---------------------------------------------------------------------------------------------
 # mx.array: operators with a traced right operand, indexing with traced indices
@@ -54,13 +46,13 @@ def _array_methods() -> tuple[dict, dict]:
 
     def getitem(self, idx):
         parts = idx if type(idx) is tuple else (idx,)
-        if _has_tracer(parts):
+        if has_tracer(parts):
             return _indexing.getitem(self, idx)
         return get(self, idx)
 
     def setitem(self, idx, value):
         parts = idx if type(idx) is tuple else (idx,)
-        if type(value) is Tracer or _has_tracer(parts):
+        if type(value) is Tracer or has_tracer(parts):
             raise tracing.MixedOperandError(
                 "`a[idx] = value` with a traced value or index, where `a` is a concrete "
                 f"mx.array, {tracing.user_location()}\nA concrete array cannot hold traced "
@@ -119,7 +111,7 @@ class _RoutedAt:
 
     def _apply(self, method, value):
         parts = self.idx if type(self.idx) is tuple else (self.idx,)
-        if type(value) is Tracer or _has_tracer(parts):
+        if type(value) is Tracer or has_tracer(parts):
             from autodiff.numpy._updates import _AtIndexer
 
             return getattr(_AtIndexer(self.a, self.idx), method)(value)
@@ -170,21 +162,21 @@ def _wrapped_function(compiled):
 
 
 def _routed_compiled_call(self, *args, **kwargs):
-    if _has_tracer(args) or (kwargs and _has_tracer(kwargs.values())):
+    if has_tracer(args) or (kwargs and has_tracer(kwargs.values())):
         fun = _wrapped_function(self)
         if fun is not None:
             return fun(*args, **kwargs)
     return _compiled_call(self, *args, **kwargs)
 
 
-def _tree_has_tracer(x) -> bool:
+def _treehas_tracer(x) -> bool:
     t = type(x)
     if t is Tracer:
         return True
     if t is list or t is tuple:
-        return any(_tree_has_tracer(v) for v in x)
+        return any(_treehas_tracer(v) for v in x)
     if isinstance(x, dict):
-        return any(_tree_has_tracer(v) for v in x.values())
+        return any(_treehas_tracer(v) for v in x.values())
     return False
 
 
@@ -197,7 +189,7 @@ def _routed_checkpoint(fun):
     ours, theirs = checkpoint(fun), _mx_checkpoint(fun)
 
     def checkpointed(*args, **kwargs):
-        if _tree_has_tracer(args) or _tree_has_tracer(kwargs):
+        if _treehas_tracer(args) or _treehas_tracer(kwargs):
             return ours(*args, **kwargs)
         return theirs(*args, **kwargs)
 

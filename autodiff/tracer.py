@@ -177,6 +177,15 @@ _STATIC_HINT = (
 # The avals of the other values a trace meets
 
 
+def has_tracer(values) -> bool:
+    """Whether ``values`` (arguments, nested in lists and tuples) hold a tracer."""
+    for v in values:
+        t = type(v)
+        if t is Tracer or ((t is list or t is tuple) and has_tracer(v)):
+            return True
+    return False
+
+
 def literal(x, dtype: str | None = None) -> Literal:
     """A rank-0 literal. Python scalars are weakly typed: bool, int32, float32 or complex64 by
     default."""

@@ -19,19 +19,10 @@ from autodiff.dtypes import dtype_name, is_inexact, join, weak_result
 from autodiff.errors import user_location
 from autodiff.ir import Literal
 from autodiff.lower_mlx import MX_DTYPES
+from autodiff.tracer import has_tracer
 from autodiff.tracing import Tracer, aval_of
 
 _SCALARS = (bool, int, float, complex)
-
-
-def _has_tracer(args) -> bool:
-    for a in args:
-        t = type(a)
-        if t is Tracer:
-            return True
-        if (t is list or t is tuple) and _has_tracer(a):
-            return True
-    return False
 
 
 def distinct(out, args):
@@ -56,7 +47,7 @@ def mirror(mx_fn):
     def deco(traced):
         @functools.wraps(traced)
         def f(*args, stream=None, **kwargs):
-            if _has_tracer(args) or (kwargs and _has_tracer(kwargs.values())):
+            if has_tracer(args) or (kwargs and has_tracer(kwargs.values())):
                 try:
                     return distinct(traced(*args, **kwargs), args)
                 except (TypeError, ValueError) as e:

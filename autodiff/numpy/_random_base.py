@@ -18,19 +18,12 @@ from autodiff import numpy as anp
 from autodiff.dtypes import DTYPES, dtype_name, is_float
 from autodiff.numpy._core import astype, broadcast_shapes
 from autodiff.ops import random as R
+from autodiff.tracer import has_tracer
 from autodiff.tracing import Tracer, aval_of
 
 _SCALARS = (bool, int, float, complex)
 _SQRT2 = math.sqrt(2.0)
 _BELOW_NEG_ONE = float(np.nextafter(np.float32(-1.0), np.float32(0.0)))  # nextafter(-1.0f, 0)
-
-
-def _has_tracer(values) -> bool:
-    for v in values:
-        t = type(v)
-        if t is Tracer or ((t is list or t is tuple) and _has_tracer(v)):
-            return True
-    return False
 
 
 def _random(mx_fn):
@@ -46,7 +39,7 @@ def _random(mx_fn):
         def f(*args, stream=None, **kwargs):
             bound = sig.bind(*args, **kwargs)
             key = bound.arguments.get("key")
-            if _has_tracer(bound.arguments.values()) or (key is None and R.in_jitted_trace()):
+            if has_tracer(bound.arguments.values()) or (key is None and R.in_jitted_trace()):
                 if key is None:
                     bound.arguments["key"] = R.take_key()
                 return traced(*bound.args, **bound.kwargs)
