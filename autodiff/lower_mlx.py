@@ -275,11 +275,13 @@ def _lower(jaxpr: Jaxpr, name: str, compilable: bool) -> Lowered:
         # A literal is a bare Python scalar (weak: it takes an array operand's dtype) when an
         # operand of its dtype is an array, else a typed mx.array (select(p, 2**32 - 1, 0) on
         # uint32 would otherwise be int32).
-        dtypes = {a.aval.dtype for a in eqn.inputs if type(a) is not Literal}
-        args = [
-            _literal_src(a, a.aval.dtype not in dtypes) if type(a) is Literal else names[a]
-            for a in eqn.inputs
-        ]
+        args = [names[a] if type(a) is Var else None for a in eqn.inputs]
+        if None in args:
+            arrays = {a.aval.dtype for a in eqn.inputs if type(a) is Var}
+            args = [
+                _literal_src(a, a.aval.dtype not in arrays) if n is None else n
+                for a, n in zip(eqn.inputs, args)
+            ]
         rule = lowerings.get(eqn.prim)
         if rule is None:
             raise NotImplementedError(f"no MLX lowering for primitive '{eqn.prim.name}'")
