@@ -1,7 +1,7 @@
 """``python -m benchmarks.fusion [--quick]``: the effect of the fusion pass.
 
 For an attention block written by hand with ``autodiff.numpy`` (the workload of
-``workloads.attention_block``) and a transformer layer written with ``mlx.core`` and
+``transformers.attention_block``) and a transformer layer written with ``mlx.core`` and
 ``mx.fast`` (RMS norm, RoPE, fused attention, SwiGLU), forward and gradient programs are
 timed side by side in one process, interleaved, medians over rounds:
 
@@ -33,7 +33,7 @@ from autodiff.program import fusion_rules
 from autodiff.transforms.fuse import fuse
 from benchmarks.__main__ import machine
 from benchmarks.harness import time_contenders
-from benchmarks.workloads import _make_attention_block, attention_block_params, transformer_layer
+from benchmarks.transformers import _make_attention_block, attention_block_params, transformer_layer
 
 CALLS = {
     "sdpa": "mx.fast.scaled_dot_product_attention(",

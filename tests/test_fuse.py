@@ -20,7 +20,7 @@ from autodiff.ir import typecheck
 from autodiff.program import fusion_rules
 from autodiff.testing.strategies import arrays, programs, shapes
 from autodiff.transforms.fuse import NAMES, SLOWER_ON_CPU, default_rules, fuse
-from benchmarks.workloads import transformer_layer  # the layer the fusion benchmark times
+from benchmarks.transformers import transformer_layer  # the layer the fusion benchmark times
 
 
 @pytest.fixture(autouse=True)
