@@ -277,6 +277,14 @@ def sub_jaxprs(params) -> list:
     return out
 
 
+def all_eqns(jaxpr: Jaxpr):
+    """Every equation of ``jaxpr`` and, after each, those of its sub-jaxprs, recursively."""
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for sub in sub_jaxprs(eqn.params):
+            yield from all_eqns(sub.jaxpr)
+
+
 # ---------------------------------------------------------------------------------------------
 # Type checking
 

@@ -26,7 +26,7 @@ import mlx.core as mx
 import pytest
 
 import autodiff as ad
-from autodiff.ir import sub_jaxprs
+from autodiff.ir import all_eqns
 
 DEVICE = os.environ.get("AUTODIFF_TEST_DEVICE", "cpu").lower()
 if DEVICE not in ("cpu", "gpu"):
@@ -63,13 +63,6 @@ def use_device() -> None:
     mx.set_default_device(mx.gpu)
 
 
-def _walk(jaxpr):
-    for eqn in jaxpr.eqns:
-        yield eqn
-        for sub in sub_jaxprs(eqn.params):
-            yield from _walk(sub.jaxpr)
-
-
 _found: dict = {}
 
 
@@ -78,7 +71,7 @@ def _what(row, args) -> tuple[bool, bool]:
     key = (row.name, tuple((getattr(a, "shape", ()), str(getattr(a, "dtype", ""))) for a in args))
     if key not in _found:
         closed = ad.make_jaxpr(row.fun)(*args)
-        eqns = list(_walk(closed.jaxpr))
+        eqns = list(all_eqns(closed.jaxpr))
         avals = [v.aval for v in closed.jaxpr.invars] + [v.aval for e in eqns for v in e.outputs]
         _found[key] = (
             any(e.prim.name in _MATMULS for e in eqns),

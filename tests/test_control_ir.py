@@ -14,7 +14,7 @@ import pytest
 import autodiff as ad
 import autodiff.numpy as anp
 from autodiff import TransformError
-from autodiff.ir import sub_jaxprs
+from autodiff.ir import all_eqns
 
 
 def close(a, b, tol=1e-5):
@@ -29,12 +29,7 @@ def names(jaxpr) -> list[str]:
 
 def all_names(jaxpr) -> list[str]:
     """The primitive names of every equation, sub-jaxprs included."""
-    out = []
-    for e in jaxpr.eqns:
-        out.append(e.prim.name)
-        for sub in sub_jaxprs(e.params):
-            out.extend(all_names(sub.jaxpr))
-    return out
+    return [e.prim.name for e in all_eqns(jaxpr)]
 
 
 def only(jaxpr, prim: str):
